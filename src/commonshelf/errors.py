@@ -1,0 +1,47 @@
+"""One error type that every entry point prints as a single actionable line.
+
+Each error names what is wrong (the file or service) and how to fix it, so a
+packager or operator never has to read a traceback.
+"""
+
+from __future__ import annotations
+
+
+class CommonshelfError(Exception):
+    """A failure a person can act on: `what` went wrong, `fix` says what to do."""
+
+    def __init__(self, what: str, fix: str = "") -> None:
+        super().__init__(what)
+        self.what = what
+        self.fix = fix
+
+    def __str__(self) -> str:
+        return f"{self.what} Fix: {self.fix}" if self.fix else self.what
+
+
+class RecipeError(CommonshelfError):
+    """A recipe folder is malformed."""
+
+
+class EnvironmentNotReady(CommonshelfError):
+    """Docker, the registry, Swarm or a system package is missing and cannot be set up."""
+
+
+class BuildError(CommonshelfError):
+    """An image build failed."""
+
+
+class ScanError(CommonshelfError):
+    """trivy could not run, or its gate failed."""
+
+
+class TrustError(CommonshelfError):
+    """Signed metadata or a target failed verification; nothing was applied."""
+
+
+class ReleaseError(CommonshelfError):
+    """The release job refused to publish."""
+
+
+class DeployError(CommonshelfError):
+    """An installation could not apply a stack."""
