@@ -1,0 +1,245 @@
+"""Images: the project's own Debian base image and the recipe images built on it.
+
+Nothing is ever pulled from a container registry: the base image is made with
+debootstrap from Debian's mirror and `docker import`, and recipe images are
+built on it. Both are keyed by content hashes, so unchanged inputs are skipped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+import yaml
+
+from .errors import BuildError, ReleaseError
+from .recipe import Recipe, content_hash
+from .settings import Settings
+
+Say = Callable[[str], None]
+BASE_REPOSITORY = "commonshelf/base"
+LABEL_PREFIX = "dev.commonshelf"
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class BaseImage:
+    tag: str
+    built: bool  # False when an image with this definition hash already existed
+
+
+@dataclass(frozen=True)
+class BuiltImage:
+    """A recipe service's image in the local engine."""
+
+    service: str
+    ref: str  # local reference that names exactly this build
+    image_id: str
+    built: bool
+
+
+def base_image_tag(settings: Settings) -> str:
+    definition = content_hash(settings.shared_dir / "base", settings.debian_mirror)
+    return f"{BASE_REPOSITORY}:bookworm-{definition[:12]}"
+
+
+def image_exists(client: docker.DockerClient, ref: str) -> bool:
+    try:
+        client.images.get(ref)
+    except docker.errors.ImageNotFound:
+        return False
+    return True
+
+
+def _run(argv: list[str], what: str, fix: str) -> None:
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        tail = " | ".join((done.stderr or done.stdout).strip().splitlines()[-3:])
+        raise BuildError(f"{what} failed: {tail}", fix)
+
+
+def _overlay(source: Path, rootfs: Path, mirror: str) -> None:
+    """Copy shared/base/rootfs into the new rootfs, filling in the Debian mirror."""
+    for path in sorted(source.rglob("*")):
+        target = rootfs / path.relative_to(source)
+        if path.is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+        else:
+            target.write_text(path.read_text().replace("{mirror}", mirror))
+            target.chmod(path.stat().st_mode & 0o777)
+
+
+def ensure_base_image(
+    client: docker.DockerClient, settings: Settings, say: Say = _quiet
+) -> BaseImage:
+    """Build the base image from `shared/base/` unless an image of that definition exists."""
+    tag = base_image_tag(settings)
+    if image_exists(client, tag):
+        return BaseImage(tag=tag, built=False)
+    definition = yaml.safe_load((settings.shared_dir / "base" / "base.yml").read_text())
+    say(f"Building base image {tag} with debootstrap (about 30 s)")
+    work_root = settings.state_dir / "tmp"
+    work_root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=work_root, prefix="rootfs-") as work:
+        rootfs = Path(work) / "rootfs"
+        include = ",".join(definition.get("include") or [])
+        argv = ["debootstrap", f"--variant={definition['variant']}"]
+        if include:
+            argv.append(f"--include={include}")
+        _run(
+            [*argv, definition["suite"], str(rootfs), settings.debian_mirror],
+            "debootstrap",
+            f"check that {settings.debian_mirror} is reachable (COMMONSHELF_DEBIAN_MIRROR).",
+        )
+        (rootfs / "etc/apt/sources.list").unlink(missing_ok=True)
+        _overlay(settings.shared_dir / "base" / "rootfs", rootfs, settings.debian_mirror)
+        for leftovers in ("var/lib/apt/lists", "var/cache/apt", "var/log"):
+            for child in (rootfs / leftovers).glob("*"):
+                if child.is_file():
+                    child.unlink()
+        tar = subprocess.Popen(
+            ["tar", "--numeric-owner", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE
+        )
+        assert tar.stdout is not None
+        try:
+            imported = subprocess.run(
+                [
+                    "docker", "import",
+                    "--change", 'CMD ["/bin/bash"]',
+                    "--change", f"LABEL {LABEL_PREFIX}.base={tag}",
+                    "-", tag,
+                ],
+                stdin=tar.stdout, capture_output=True, text=True, check=False,
+            )
+        finally:
+            tar.stdout.close()
+            tar.wait()
+        if imported.returncode != 0 or tar.returncode != 0:
+            raise BuildError(f"docker import of the base image failed: {imported.stderr.strip()}",
+                             "check that the Docker engine has disk space.")
+    return BaseImage(tag=tag, built=True)
+
+
+def _build_key(recipe_hash: str, base_tag: str, service: str) -> str:
+    return hashlib.sha256(f"{recipe_hash}\0{base_tag}\0{service}".encode()).hexdigest()[:16]
+
+
+def local_repository(recipe: Recipe, service: str) -> str:
+    return f"commonshelf/{recipe.name}-{service}"
+
+
+def build_recipe(
+    client: docker.DockerClient,
+    recipe: Recipe,
+    base_tag: str,
+    *,
+    revision: str,
+    source: str,
+    say: Say = _quiet,
+) -> dict[str, BuiltImage]:
+    """Build every service image of a recipe on the base image; reuse identical earlier builds."""
+    recipe_hash = recipe.content_hash()
+    built: dict[str, BuiltImage] = {}
+    for service, context in sorted(recipe.builds.items()):
+        repository = local_repository(recipe, service)
+        ref = f"{repository}:build-{_build_key(recipe_hash, base_tag, service)}"
+        if image_exists(client, ref):
+            built[service] = BuiltImage(service, ref, client.images.get(ref).id, built=False)
+            continue
+        say(f"Building {recipe.name}/{service} {recipe.version}")
+        labels = {
+            "org.opencontainers.image.title": f"{recipe.title} ({service})",
+            "org.opencontainers.image.version": recipe.version,
+            "org.opencontainers.image.source": source,
+            "org.opencontainers.image.revision": revision,
+            "org.opencontainers.image.base.name": base_tag,
+            f"{LABEL_PREFIX}.recipe": recipe.name,
+            f"{LABEL_PREFIX}.content-hash": recipe_hash,
+        }
+        log: list[str] = []
+        try:
+            for chunk in client.api.build(
+                path=str(recipe.path / context),
+                tag=ref,
+                buildargs={"BASE_IMAGE": base_tag},
+                labels=labels,
+                rm=True,
+                forcerm=True,
+                pull=False,
+                decode=True,
+            ):
+                log.extend(_chunk_lines(chunk))
+                if "error" in chunk:
+                    raise BuildError(
+                        f"{recipe.path / context / 'Dockerfile'}: build failed: "
+                        f"{str(chunk['error']).strip()}",
+                        f"run `invoke build {recipe.name}` and read the log above the error.",
+                    )
+        except docker.errors.APIError as exc:
+            raise BuildError(
+                f"{recipe.path / context / 'Dockerfile'}: the engine refused the build: "
+                f"{exc.explanation}",
+                "check the Dockerfile (it must start `ARG BASE_IMAGE` / `FROM ${BASE_IMAGE}`).",
+            ) from exc
+        image = client.images.get(ref)
+        image.tag(repository, recipe.image_tag)
+        built[service] = BuiltImage(service, ref, image.id, built=True)
+    return built
+
+
+def _chunk_lines(chunk: dict[str, Any]) -> list[str]:
+    text = str(chunk.get("stream", ""))
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def push(client: docker.DockerClient, local_ref: str, registry: str, repository: str,
+         tag: str) -> str:
+    """Push a local image to the registry and return its manifest digest ('sha256:…')."""
+    remote = f"{registry}/{repository}"
+    try:
+        client.images.get(local_ref).tag(remote, tag)
+        digest = ""
+        for line in client.api.push(remote, tag=tag, stream=True, decode=True):
+            if "error" in line:
+                raise ReleaseError(
+                    f"Registry {registry} refused {remote}:{tag}: {str(line['error']).strip()}",
+                    "make sure the registry runs and has disk space (`invoke pipeline` starts a "
+                    "local one), or set COMMONSHELF_REGISTRY.",
+                )
+            aux = line.get("aux") or {}
+            digest = aux.get("Digest", digest)
+    except docker.errors.APIError as exc:
+        raise ReleaseError(
+            f"Pushing {remote}:{tag} failed: {exc.explanation}",
+            f"check that the registry {registry} runs.",
+        ) from exc
+    if not digest.startswith("sha256:"):
+        raise ReleaseError(f"Registry {registry} returned no digest for {remote}:{tag}.",
+                           "check the registry's log.")
+    return digest
+
+
+def remove_local_tags(client: docker.DockerClient, refs: list[str]) -> None:
+    for ref in refs:
+        try:
+            client.images.remove(ref, noprune=True)
+        except docker.errors.ImageNotFound:
+            pass
+
+
+def which(command: str) -> str:
+    found = shutil.which(command)
+    if found is None:
+        raise BuildError(f"`{command}` is not installed.", f"install the Debian package for {command}.")
+    return found
