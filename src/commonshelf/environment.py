@@ -15,7 +15,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,13 +49,13 @@ class Environment:
     registry: str
 
 
-def missing_packages() -> list[str]:
-    return sorted({pkg for cmd, pkg in REQUIRED_COMMANDS.items() if shutil.which(cmd) is None})
+def missing_packages(commands: Iterable[str] = tuple(REQUIRED_COMMANDS)) -> list[str]:
+    return sorted({REQUIRED_COMMANDS[c] for c in commands if shutil.which(c) is None})
 
 
-def ensure_packages(say: Say = _quiet) -> None:
-    """Install the Debian packages Commonshelf drives (docker.io, debootstrap, docker-registry)."""
-    missing = missing_packages()
+def ensure_packages(say: Say = _quiet, commands: Iterable[str] = tuple(REQUIRED_COMMANDS)) -> None:
+    """Install the Debian packages that provide `commands` (default: all Commonshelf drives)."""
+    missing = missing_packages(commands)
     if not missing:
         return
     names = " ".join(missing)
@@ -253,10 +253,15 @@ def ensure_swarm(client: docker.DockerClient, say: Say = _quiet) -> None:
 
 
 def ensure(
-    settings: Settings, *, registry: bool = True, swarm: bool = True, say: Say = _quiet
+    settings: Settings,
+    *,
+    registry: bool = True,
+    swarm: bool = True,
+    commands: Iterable[str] = tuple(REQUIRED_COMMANDS),
+    say: Say = _quiet,
 ) -> Environment:
-    """Everything the pipeline needs, started if missing. Idempotent."""
-    ensure_packages(say)
+    """Everything the pipeline needs (or `commands` of it), started if missing. Idempotent."""
+    ensure_packages(say, commands)
     client = ensure_docker(settings, say)
     reg = ensure_registry(settings, say) if registry else settings.registry
     if swarm:

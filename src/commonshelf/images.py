@@ -8,13 +8,11 @@ built on it. Both are keyed by content hashes, so unchanged inputs are skipped.
 from __future__ import annotations
 
 import hashlib
-import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import docker
 import docker.errors
@@ -131,12 +129,51 @@ def ensure_base_image(
     return BaseImage(tag=tag, built=True)
 
 
-def _build_key(recipe_hash: str, base_tag: str, service: str) -> str:
-    return hashlib.sha256(f"{recipe_hash}\0{base_tag}\0{service}".encode()).hexdigest()[:16]
+def _build_key(content: str, base_tag: str, name: str) -> str:
+    return hashlib.sha256(f"{content}\0{base_tag}\0{name}".encode()).hexdigest()[:16]
 
 
 def local_repository(recipe: Recipe, service: str) -> str:
     return f"commonshelf/{recipe.name}-{service}"
+
+
+def build_context(
+    client: docker.DockerClient,
+    context: Path,
+    *,
+    repository: str,
+    key: str,
+    base_tag: str,
+    labels: dict[str, str],
+    fix: str,
+) -> tuple[str, bool]:
+    """Build `context/Dockerfile` on the base image as `repository:build-<key>`.
+
+    Returns the reference and whether it was built now (False: reused).
+    """
+    ref = f"{repository}:build-{key}"
+    if image_exists(client, ref):
+        return ref, False
+    dockerfile = context / "Dockerfile"
+    try:
+        for chunk in client.api.build(
+            path=str(context),
+            tag=ref,
+            buildargs={"BASE_IMAGE": base_tag},
+            labels=labels,
+            rm=True,
+            forcerm=True,
+            pull=False,
+            decode=True,
+        ):
+            if "error" in chunk:
+                raise BuildError(f"{dockerfile}: build failed: {str(chunk['error']).strip()}", fix)
+    except docker.errors.APIError as exc:
+        raise BuildError(
+            f"{dockerfile}: the engine refused the build: {exc.explanation}",
+            "the Dockerfile must start with `ARG BASE_IMAGE` and `FROM ${BASE_IMAGE}`.",
+        ) from exc
+    return ref, True
 
 
 def build_recipe(
@@ -153,54 +190,64 @@ def build_recipe(
     built: dict[str, BuiltImage] = {}
     for service, context in sorted(recipe.builds.items()):
         repository = local_repository(recipe, service)
-        ref = f"{repository}:build-{_build_key(recipe_hash, base_tag, service)}"
-        if image_exists(client, ref):
-            built[service] = BuiltImage(service, ref, client.images.get(ref).id, built=False)
-            continue
-        say(f"Building {recipe.name}/{service} {recipe.version}")
-        labels = {
-            "org.opencontainers.image.title": f"{recipe.title} ({service})",
-            "org.opencontainers.image.version": recipe.version,
-            "org.opencontainers.image.source": source,
-            "org.opencontainers.image.revision": revision,
-            "org.opencontainers.image.base.name": base_tag,
-            f"{LABEL_PREFIX}.recipe": recipe.name,
-            f"{LABEL_PREFIX}.content-hash": recipe_hash,
-        }
-        log: list[str] = []
-        try:
-            for chunk in client.api.build(
-                path=str(recipe.path / context),
-                tag=ref,
-                buildargs={"BASE_IMAGE": base_tag},
-                labels=labels,
-                rm=True,
-                forcerm=True,
-                pull=False,
-                decode=True,
-            ):
-                log.extend(_chunk_lines(chunk))
-                if "error" in chunk:
-                    raise BuildError(
-                        f"{recipe.path / context / 'Dockerfile'}: build failed: "
-                        f"{str(chunk['error']).strip()}",
-                        f"run `invoke build {recipe.name}` and read the log above the error.",
-                    )
-        except docker.errors.APIError as exc:
-            raise BuildError(
-                f"{recipe.path / context / 'Dockerfile'}: the engine refused the build: "
-                f"{exc.explanation}",
-                "check the Dockerfile (it must start `ARG BASE_IMAGE` / `FROM ${BASE_IMAGE}`).",
-            ) from exc
+        key = _build_key(recipe_hash, base_tag, service)
+        if not image_exists(client, f"{repository}:build-{key}"):
+            say(f"Building {recipe.name}/{service} {recipe.version}")
+        ref, fresh = build_context(
+            client,
+            recipe.path / context,
+            repository=repository,
+            key=key,
+            base_tag=base_tag,
+            labels={
+                "org.opencontainers.image.title": f"{recipe.title} ({service})",
+                "org.opencontainers.image.version": recipe.version,
+                "org.opencontainers.image.source": source,
+                "org.opencontainers.image.revision": revision,
+                "org.opencontainers.image.base.name": base_tag,
+                f"{LABEL_PREFIX}.recipe": recipe.name,
+                f"{LABEL_PREFIX}.content-hash": recipe_hash,
+            },
+            fix=f"run `invoke build {recipe.name}` and read the build log.",
+        )
         image = client.images.get(ref)
         image.tag(repository, recipe.image_tag)
-        built[service] = BuiltImage(service, ref, image.id, built=True)
+        built[service] = BuiltImage(service, ref, image.id, built=fresh)
     return built
 
 
-def _chunk_lines(chunk: dict[str, Any]) -> list[str]:
-    text = str(chunk.get("stream", ""))
-    return [line for line in text.splitlines() if line.strip()]
+@dataclass(frozen=True)
+class PlatformImage:
+    """A component every installation runs (the proxy), built from `shared/<name>/`."""
+
+    name: str
+    version: str  # content hash prefix of its folder and the base image
+    ref: str
+    built: bool
+
+
+def build_platform(
+    client: docker.DockerClient, settings: Settings, name: str, base_tag: str, *,
+    revision: str, source: str,
+) -> PlatformImage:
+    folder = settings.shared_dir / name
+    version = content_hash(folder, base_tag)[:12]
+    ref, fresh = build_context(
+        client,
+        folder,
+        repository=f"commonshelf/{name}",
+        key=version,
+        base_tag=base_tag,
+        labels={
+            "org.opencontainers.image.title": f"Commonshelf {name}",
+            "org.opencontainers.image.version": version,
+            "org.opencontainers.image.source": source,
+            "org.opencontainers.image.revision": revision,
+            "org.opencontainers.image.base.name": base_tag,
+        },
+        fix=f"check shared/{name}/Dockerfile.",
+    )
+    return PlatformImage(name=name, version=version, ref=ref, built=fresh)
 
 
 def push(client: docker.DockerClient, local_ref: str, registry: str, repository: str,
@@ -228,18 +275,3 @@ def push(client: docker.DockerClient, local_ref: str, registry: str, repository:
         raise ReleaseError(f"Registry {registry} returned no digest for {remote}:{tag}.",
                            "check the registry's log.")
     return digest
-
-
-def remove_local_tags(client: docker.DockerClient, refs: list[str]) -> None:
-    for ref in refs:
-        try:
-            client.images.remove(ref, noprune=True)
-        except docker.errors.ImageNotFound:
-            pass
-
-
-def which(command: str) -> str:
-    found = shutil.which(command)
-    if found is None:
-        raise BuildError(f"`{command}` is not installed.", f"install the Debian package for {command}.")
-    return found

@@ -1,0 +1,50 @@
+"""CI sessions: `nox -s tests|lint|recipes|pipeline|bench`. Thin: each is a few lines over invoke/pytest."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.reuse_existing_virtualenvs = True
+nox.options.sessions = ["lint", "tests"]
+ENV = {"TESTCONTAINERS_RYUK_DISABLED": "true"}
+
+
+def _install(session: nox.Session) -> None:
+    session.install("-e", ".[dev]")
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The tooling's unit and integration tests, against a real engine, registry, Swarm and trivy."""
+    _install(session)
+    session.run("pytest", *(session.posargs or ["tests"]), env=ENV)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff, mypy and the recipe linter."""
+    _install(session)
+    session.run("ruff", "check", "src", "tests", "tasks.py", "noxfile.py", "recipes")
+    session.run("mypy")
+    session.run("invoke", "lint")
+
+
+@nox.session
+def recipes(session: nox.Session) -> None:
+    """Build, test and scan every recipe whose content has no passing evidence yet."""
+    _install(session)
+    session.run("invoke", "vet", env=ENV)
+
+
+@nox.session
+def pipeline(session: nox.Session) -> None:
+    """The whole path: vet, release the signed catalogue, install on a local installation."""
+    _install(session)
+    session.run("invoke", "pipeline", env=ENV)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks; figures land in benchmarks/."""
+    _install(session)
+    session.run("python", "benchmarks/run.py", *session.posargs, env=ENV)

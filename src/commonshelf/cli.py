@@ -1,0 +1,129 @@
+"""`commonshelf`: the command an installation's owner runs (init, apps, install, update, status)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from rich.table import Table
+
+from . import console
+from .agent import DEFAULT_HOME, Agent
+from .errors import CommonshelfError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="commonshelf",
+        description="Run self-hosted apps from a signed Commonshelf catalogue.",
+    )
+    parser.add_argument("--home", type=Path,
+                        default=Path(os.environ.get("COMMONSHELF_HOME", DEFAULT_HOME)),
+                        help="installation state folder (default: %(default)s, or $COMMONSHELF_HOME)")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    init = sub.add_parser("init", help="subscribe to a catalogue and start the proxy")
+    init.add_argument("--repository", required=True, help="base URL of the published repository")
+    init.add_argument("--root", required=True, type=Path,
+                      help="the repository's trusted root metadata (1.root.json), obtained out of band")
+    init.add_argument("--domain", default="localhost", help="apps answer at APP.DOMAIN")
+    init.add_argument("--http-port", type=int, default=80, help="host port of the proxy")
+    init.add_argument("--namespace", default="", help="prefix for stack and network names")
+    init.add_argument("--force", action="store_true", help="replace an existing configuration/root")
+
+    sub.add_parser("apps", help="list the apps in the verified catalogue")
+
+    install = sub.add_parser("install", help="install an app (or move it to a version)")
+    install.add_argument("app")
+    install.add_argument("--version", default=None, help="a published version (default: newest)")
+
+    update = sub.add_parser("update", help="upgrade installed apps to the newest published versions")
+    update.add_argument("apps", nargs="*", help="only these apps")
+
+    sub.add_parser("status", help="installed apps, their versions and health")
+    return parser
+
+
+def _apps(agent: Agent, as_json: bool) -> None:
+    catalog = agent.catalog()
+    installed = agent.installed()
+    rows = []
+    for name, entry in sorted(catalog.apps.items()):
+        rows.append({"app": name, "title": entry.get("title", ""), "latest": catalog.latest(name),
+                     "installed": installed[name].version if name in installed else None,
+                     "description": entry.get("description", "")})
+    if as_json:
+        console.print_json(rows)
+        return
+    table = Table("app", "latest", "installed", "description", title="Catalogue")
+    for row in rows:
+        table.add_row(row["app"], row["latest"] or "", row["installed"] or "-", row["description"])
+    console.out.print(table)
+
+
+def _status(agent: Agent, as_json: bool) -> None:
+    statuses = agent.status()
+    if as_json:
+        console.print_json([{**asdict(s), "healthy": s.healthy} for s in statuses])
+        return
+    table = Table("app", "version", "latest", "health", "url", title="Installed apps")
+    for s in statuses:
+        health = "[green]healthy[/green]" if s.healthy else "[red]unhealthy[/red]"
+        table.add_row(s.app, s.version, s.latest or "?", health, s.url)
+    console.out.print(table)
+
+
+def run(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    agent = Agent(args.home)
+    if args.command == "init":
+        try:
+            root = args.root.read_bytes()
+        except OSError as exc:
+            raise CommonshelfError(f"Cannot read the root metadata {args.root}: {exc.strerror}.",
+                                   "pass the repository's 1.root.json, obtained out of band.") from None
+        config = agent.init(args.repository, root, domain=args.domain, http_port=args.http_port,
+                            namespace=args.namespace, force=args.force)
+        if args.json:
+            console.print_json(asdict(config))
+        else:
+            console.out.print(f"Subscribed to {config.repository}; proxy on port {config.http_port}.")
+    elif args.command == "apps":
+        _apps(agent, args.json)
+    elif args.command == "install":
+        record, changed = agent.install(args.app, args.version)
+        if args.json:
+            console.print_json({**asdict(record), "changed": changed})
+        else:
+            verb = "Installed" if changed else "Already running"
+            console.out.print(f"{verb} {record.app} {record.version} at {record.url}")
+    elif args.command == "update":
+        changes = agent.update(args.apps or None)
+        if args.json:
+            console.print_json([{"app": a, "from": f, "to": t} for a, f, t in changes])
+        elif not changes:
+            console.out.print("Everything is up to date.")
+        for app, old, new in changes:
+            console.out.print(f"Updated {app}: {old} → {new}")
+    elif args.command == "status":
+        _status(agent, args.json)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        return run(argv)
+    except CommonshelfError as exc:
+        console.fail(str(exc))
+        return 2
+    except KeyboardInterrupt:
+        console.fail("interrupted; nothing half-written was kept.")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,46 @@
+"""Output shared by the CLI, tasks and sessions: rich for people, JSON for machines."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from rich.console import Console
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+
+def say(message: str) -> None:
+    """A progress line on stderr, so stdout stays clean for --json."""
+    err.print(f"[dim]•[/dim] {message}")
+
+
+def warn(message: str) -> None:
+    err.print(f"[yellow]warning:[/yellow] {message}")
+
+
+def fail(message: str) -> None:
+    """One line, no traceback: what is wrong and how to fix it."""
+    err.print(f"[red]error:[/red] {message}", soft_wrap=True)
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def stage_table(stages: list[Any], title: str = "Pipeline") -> None:
+    """Stage results (recipe, stage, passed, skipped, summary, seconds) as a table."""
+    from rich.table import Table
+
+    table = Table("recipe", "stage", "result", "time", "summary", title=title)
+    for s in stages:
+        result = ("[green]skipped (unchanged)[/green]" if s.skipped
+                  else "[green]passed[/green]" if s.passed else "[red]FAILED[/red]")
+        table.add_row(s.recipe, s.stage, result, f"{s.seconds:.1f}s",
+                      s.summary.splitlines()[0] if s.summary else "")
+    out.print(table)
+    for s in stages:
+        if not s.passed and "\n" in s.summary:
+            err.print(f"[red]{s.recipe} {s.stage} output:[/red]\n{s.summary}")

@@ -1,0 +1,273 @@
+"""The CI stages over the shelf — build, test, scan, release — and the end-to-end demo.
+
+Each stage records its result in the recipe's evidence record (keyed by
+content hash) and skips work whose evidence already exists for the same
+content, so running the whole pipeline twice does only what changed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import docker
+
+from . import environment, images, scan, vcs
+from .agent import Agent
+from .errors import CommonshelfError, RecipeError
+from .evidence import Evidence, EvidenceStore
+from .harness import run_recipe_tests
+from .recipe import Recipe, discover, load_recipe
+from .release import ReleaseOutcome, release
+from .settings import Settings
+
+Say = Callable[[str], None]
+GATE_SEVERITY = "CRITICAL"
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+@dataclass
+class StageResult:
+    recipe: str
+    stage: str
+    passed: bool
+    skipped: bool
+    summary: str
+    seconds: float
+
+
+@dataclass
+class Shelf:
+    """One checkout of the shelf and the engine it builds with."""
+
+    settings: Settings
+    say: Say = _quiet
+    _env: environment.Environment | None = None
+    _base: str | None = None
+    results: list[StageResult] = field(default_factory=list)
+
+    @property
+    def env(self) -> environment.Environment:
+        if self._env is None:
+            self._env = environment.ensure(self.settings, say=self.say)
+        return self._env
+
+    @property
+    def client(self) -> docker.DockerClient:
+        return self.env.client
+
+    @property
+    def base_tag(self) -> str:
+        if self._base is None:
+            started = time.monotonic()
+            base = images.ensure_base_image(self.client, self.settings, say=self.say)
+            self._base = base.tag
+            self.results.append(StageResult("(base image)", "build", True, not base.built,
+                                            base.tag, time.monotonic() - started))
+        return self._base
+
+    @property
+    def evidence(self) -> EvidenceStore:
+        return EvidenceStore(self.settings.evidence_dir)
+
+    def recipes(self, names: list[str] | None = None) -> list[Recipe]:
+        if names:
+            return [load_recipe(self.settings.recipes_dir / name) for name in names]
+        found = discover(self.settings.recipes_dir)
+        if not found:
+            raise RecipeError(f"No recipes under {self.settings.recipes_dir}.",
+                              "create one with `invoke new APP`.")
+        return [load_recipe(path) for path in found]
+
+    def _evidence(self, recipe: Recipe) -> Evidence:
+        return self.evidence.load(recipe.name, recipe.version, recipe.content_hash())
+
+    def _record(self, recipe: Recipe, stage: str, passed: bool, skipped: bool, summary: str,
+                started: float) -> StageResult:
+        result = StageResult(recipe.name, stage, passed, skipped, summary,
+                             time.monotonic() - started)
+        self.results.append(result)
+        return result
+
+    # ---- stages
+
+    def build(self, recipe: Recipe) -> StageResult:
+        started = time.monotonic()
+        built = images.build_recipe(self.client, recipe, self.base_tag,
+                                    revision=vcs.revision(self.settings.root),
+                                    source=vcs.source_url(self.settings.root), say=self.say)
+        evidence = self._evidence(recipe)
+        previous = evidence.gates.get("build", {}).get("images", {})
+        now = {s: {"ref": b.ref, "id": b.image_id} for s, b in built.items()}
+        fresh = any(b.built for b in built.values())
+        if previous != now:  # other images than the tested ones: earlier gates no longer hold
+            evidence.gates.clear()
+        evidence.record("build", True, f"{len(built)} image(s) on {self.base_tag}",
+                        images=now, base_image=self.base_tag)
+        self.evidence.save(evidence)
+        return self._record(recipe, "build", True, not fresh,
+                            ", ".join(b.image_id[7:19] for b in built.values()), started)
+
+    def _images(self, recipe: Recipe) -> dict[str, str]:
+        self.build(recipe)
+        built = self._evidence(recipe).gates["build"]["images"]
+        return {service: info["ref"] for service, info in built.items()}
+
+    def test(self, recipe: Recipe, force: bool = False, capture: bool = True) -> StageResult:
+        images_ = self._images(recipe)
+        started = time.monotonic()
+        evidence = self._evidence(recipe)
+        done = evidence.gates.get("test")
+        if done and done.get("passed") and not force:
+            return self._record(recipe, "test", True, True, done["summary"], started)
+        run = run_recipe_tests(recipe, images_, self.settings.build_dir / "tests", capture=capture)
+        evidence.record("test", run.ok, run.summary, tests_passed=run.passed,
+                        tests_failed=run.failed + run.errors, tests_skipped=run.skipped,
+                        seconds=round(run.seconds, 1))
+        self.evidence.save(evidence)
+        result = self._record(recipe, "test", run.ok, False, run.summary, started)
+        if not run.ok and capture:
+            result.summary += "\n" + run.output[-3000:]
+        return result
+
+    def scan(self, recipe: Recipe, force: bool = False,
+             trivy_cache: Path | None = None) -> StageResult:
+        """trivy over every image of the recipe; `trivy_cache` picks another vulnerability DB."""
+        images_ = self._images(recipe)
+        started = time.monotonic()
+        evidence = self._evidence(recipe)
+        done = evidence.gates.get("scan")
+        if done and done.get("passed") and not force and trivy_cache is None:
+            return self._record(recipe, "scan", True, True, done["summary"], started)
+        cache = trivy_cache or self.settings.trivy_cache
+        db = scan.ensure_vuln_db(cache)
+        counts: dict[str, int] = {}
+        findings: list[dict[str, Any]] = []
+        passed = True
+        sboms = {}
+        for service, ref in sorted(images_.items()):
+            report = scan.scan_image(ref, cache_dir=cache, fail_on=GATE_SEVERITY)
+            passed = passed and report.passed
+            for severity, n in report.counts.items():
+                counts[severity] = counts.get(severity, 0) + n
+            findings.extend({"service": service, **f} for f in report.to_dict()["findings"])
+            sbom_path = self.settings.build_dir / "sbom" / f"{recipe.name}-{service}.cdx.json"
+            sboms[service] = scan.sbom_image(ref, cache_dir=cache, out=sbom_path)
+        summary = (", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items()) if n)
+                   or "no findings")
+        if not db.has_advisories:
+            summary += " (vulnerability DB has no advisories offline)"
+        evidence.record("scan", passed, summary, counts=counts, fail_on=GATE_SEVERITY,
+                        vuln_db=db.describe(), sboms=sboms, findings=findings[:200])
+        self.evidence.save(evidence)
+        return self._record(recipe, "scan", passed, False, summary, started)
+
+    def release(self, recipes: list[Recipe]) -> ReleaseOutcome:
+        return release(self.settings, self.client, recipes, self.base_tag, say=self.say)
+
+
+# ---- the end-to-end demo
+
+
+def ensure_catalogue_server(settings: Settings, say: Say = _quiet) -> str:
+    """Serve public/ on loopback in the background (what `invoke serve` does in the foreground)."""
+    import sys
+    import urllib.request
+
+    url = settings.catalogue_url
+    note = str(settings.public_dir)
+    name = f"catalogue-{settings.catalogue_port}"
+    pid = environment.daemon_pid(settings, name)
+    pidfile = settings.state_dir / "run" / f"{name}.pid"
+    if pid is not None and pidfile.read_text().split(maxsplit=1)[1:] == [note]:
+        return url
+    environment.stop_daemon(settings, name)
+    say(f"Serving {settings.public_dir} at {url}")
+    environment.spawn_daemon(settings, name, [
+        sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "--directory",
+        str(settings.public_dir), str(settings.catalogue_port)], note=note)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/metadata/1.root.json", timeout=2):
+                return url
+        except OSError:
+            time.sleep(0.2)
+    raise CommonshelfError(f"The catalogue server on {url} did not start.",
+                           f"another process may hold port {settings.catalogue_port} "
+                           "(set COMMONSHELF_CATALOGUE_PORT).")
+
+
+def demo_installation(settings: Settings, client: docker.DockerClient, apps: list[str],
+                      say: Say = _quiet, home: Path | None = None,
+                      http_port: int = 80, namespace: str = "") -> list[str]:
+    """Subscribe a local installation to the published catalogue and install `apps`. URLs out."""
+    url = ensure_catalogue_server(settings, say)
+    agent = Agent(home or settings.state_dir / "agent", client)
+    root = (settings.public_dir / "metadata" / "1.root.json").read_bytes()
+    say(f"Installation: subscribing to {url} (proxy on port {http_port})")
+    agent.init(url, root, http_port=http_port, namespace=namespace, force=True)
+    urls = []
+    for app in apps:
+        record, changed = agent.install(app)
+        say(f"Installation: {'installed' if changed else 'already runs'} {app} {record.version}")
+        urls.append(record.url)
+    return urls
+
+
+@dataclass
+class PipelineReport:
+    stages: list[StageResult]
+    release: ReleaseOutcome
+    catalogue_dir: Path
+    catalogue_url: str
+    app_urls: list[str]
+    seconds: float
+
+    @property
+    def passed(self) -> bool:
+        return all(s.passed for s in self.stages) and not self.release.refused
+
+
+@dataclass(frozen=True)
+class DemoInstallation:
+    """Where the pipeline's local installation lives (tests use their own)."""
+
+    home: Path | None = None  # default: <state dir>/agent
+    http_port: int = 80
+    namespace: str = ""
+
+
+def vet(shelf: Shelf, recipes: list[Recipe]) -> bool:
+    """Build, test and scan each recipe, stopping a recipe at its first failed gate."""
+    ok = True
+    for recipe in recipes:
+        for stage in (shelf.build, shelf.test, shelf.scan):
+            if not stage(recipe).passed:
+                ok = False
+                break
+    return ok
+
+
+def run_pipeline(settings: Settings, names: list[str] | None = None, say: Say = _quiet,
+                 install: DemoInstallation | None = DemoInstallation()) -> PipelineReport:
+    """Every recipe through build, test and scan; release what passed; install it locally."""
+    started = time.monotonic()
+    shelf = Shelf(settings, say)
+    recipes = shelf.recipes(names)
+    vet(shelf, recipes)
+    outcome = shelf.release(recipes)
+    urls: list[str] = []
+    released = [r.name for r in recipes if r.name in {a for a, _ in outcome.released}
+                or r.name in {a for a, _ in outcome.unchanged}]
+    if install is not None and released:
+        urls = demo_installation(settings, shelf.client, released, say, home=install.home,
+                                 http_port=install.http_port, namespace=install.namespace)
+    return PipelineReport(shelf.results, outcome, settings.public_dir, settings.catalogue_url,
+                          urls, time.monotonic() - started)

@@ -1,0 +1,197 @@
+"""The release job: promote vetted recipe versions into the signed catalogue.
+
+Only a version whose evidence matches the recipe's current content hash and
+passed every gate is promoted. Its images are pushed to the project's registry
+and pinned by digest, its compose file is rewritten with those pins, and the
+catalogue, compose files and proxy stack are published as TUF targets. The
+repository is written first (timestamp last, so readers always see a
+consistent state), then `catalog.json` and `RELEASES.md`, each atomically.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import docker
+import semver
+import yaml
+
+from . import images, signing, vcs
+from .catalog import Catalog
+from .errors import ReleaseError
+from .evidence import Evidence, EvidenceStore, now_iso
+from .fsutil import write_bytes_atomic, write_text_atomic
+from .recipe import Recipe
+from .settings import Settings
+
+RELEASES_HEADER = "# Releases\n\nEach entry is one publication of the signed catalogue, newest first.\n"
+PROXY = "proxy"
+
+
+@dataclass
+class ReleaseOutcome:
+    released: list[tuple[str, str]] = field(default_factory=list)
+    unchanged: list[tuple[str, str]] = field(default_factory=list)
+    refused: list[tuple[str, str]] = field(default_factory=list)  # (app, why)
+    new_keys: list[str] = field(default_factory=list)
+    published: bool = False
+    targets_version: int = 0
+
+
+def changelog_entry(recipe: Recipe) -> str:
+    """The CHANGELOG.md section for the recipe's current version, for the release notes."""
+    try:
+        text = (recipe.path / "CHANGELOG.md").read_text(encoding="utf-8")
+    except OSError:
+        return ""
+    match = re.search(rf"^##\s+\[?{re.escape(recipe.version)}\]?.*?$\n(.*?)(?=^##\s|\Z)", text,
+                      flags=re.MULTILINE | re.DOTALL)
+    return match.group(1).strip() if match else ""
+
+
+def pinned_compose(recipe: Recipe, pins: dict[str, str]) -> bytes:
+    compose = recipe.compose()
+    for service, ref in pins.items():
+        compose["services"][service]["image"] = ref
+    header = f"# {recipe.name} {recipe.version}: images pinned by digest by the release job.\n"
+    return (header + yaml.safe_dump(compose, sort_keys=False)).encode()
+
+
+def _push_all(client: docker.DockerClient, settings: Settings, recipe: Recipe,
+              evidence: Evidence) -> dict[str, dict[str, str]]:
+    built: dict[str, dict[str, str]] = evidence.gates["build"]["images"]
+    pushed = {}
+    for service, info in sorted(built.items()):
+        local = client.images.get(info["ref"])
+        if local.id != info["id"]:
+            raise ReleaseError(
+                f"{recipe.name}/{service}: the local image {info['ref']} is not the one CI tested.",
+                f"rebuild and retest with `invoke build {recipe.name} && invoke test "
+                f"{recipe.name} && invoke scan {recipe.name}`.",
+            )
+        repository = images.local_repository(recipe, service)
+        digest = images.push(client, info["ref"], settings.registry, repository, recipe.image_tag)
+        pushed[service] = {"image": f"{settings.registry}/{repository}@{digest}",
+                           "digest": digest}
+    return pushed
+
+
+def _version_entry(recipe: Recipe, evidence: Evidence, pushed: dict[str, dict[str, str]],
+                   compose_target: str, commit: str) -> dict[str, Any]:
+    tests = evidence.gates["test"]
+    scan = evidence.gates["scan"]
+    return {
+        "released": now_iso(),
+        "commit": commit,
+        "content_hash": evidence.content_hash,
+        "compose": compose_target,
+        "main": {"service": recipe.main.service, "port": recipe.main.port,
+                 "health": recipe.main.health, "timeout": recipe.main.timeout},
+        "data": [{"volume": d.volume, "service": d.service, "path": d.path} for d in recipe.data],
+        "services": pushed,
+        "tests": {k: tests.get(k) for k in ("tests_passed", "tests_failed", "tests_skipped",
+                                            "summary")},
+        "scan": {k: scan.get(k) for k in ("counts", "fail_on", "vuln_db", "summary")},
+        "changes": changelog_entry(recipe),
+    }
+
+
+def _release_proxy(client: docker.DockerClient, settings: Settings, catalog: Catalog,
+                   base_tag: str, commit: str, targets: dict[str, bytes]) -> bool:
+    """Build, push and pin the installation proxy when its definition changed."""
+    proxy = images.build_platform(client, settings, PROXY, base_tag, revision=commit,
+                                  source=vcs.source_url(settings.root))
+    current = catalog.platform.get(PROXY, {})
+    if current.get("version") == proxy.version:
+        return False
+    repository = f"commonshelf/{PROXY}"
+    digest = images.push(client, proxy.ref, settings.registry, repository, proxy.version)
+    image = f"{settings.registry}/{repository}@{digest}"
+    compose = yaml.safe_load((settings.shared_dir / PROXY / "compose.yml").read_text())
+    compose["services"][PROXY]["image"] = image
+    target = f"platform/{PROXY}/compose.yml"
+    targets[target] = yaml.safe_dump(compose, sort_keys=False).encode()
+    catalog.platform[PROXY] = {"version": proxy.version, "image": image, "digest": digest,
+                               "compose": target}
+    return True
+
+
+def _release_notes(catalog: Catalog, notes: list[str], targets_version: int) -> str:
+    lines = [f"## {catalog.generated} — catalogue version {targets_version}", ""]
+    lines.extend(notes)
+    return "\n".join(lines) + "\n"
+
+
+def release(settings: Settings, client: docker.DockerClient, recipes: list[Recipe],
+            base_tag: str, say: Any = print) -> ReleaseOutcome:
+    outcome = ReleaseOutcome()
+    keys, outcome.new_keys = signing.load_or_create_keys(settings.keys_dir)
+    catalog = Catalog.load(settings.catalog_path)
+    if catalog.apps and not (settings.public_dir / "metadata" / "1.root.json").exists():
+        raise ReleaseError(
+            f"{settings.catalog_path} lists releases but {settings.public_dir} holds no repository.",
+            "restore public/ from the publishing host, or reset catalog.json to start over.",
+        )
+    store = EvidenceStore(settings.evidence_dir)
+    commit = vcs.revision(settings.root)
+    targets: dict[str, bytes] = {}
+    notes: list[str] = []
+    for recipe in recipes:
+        content = recipe.content_hash()
+        released = catalog.versions(recipe.name)
+        if recipe.version in released:
+            if released[recipe.version].get("content_hash") == content:
+                outcome.unchanged.append((recipe.name, recipe.version))
+            else:
+                outcome.refused.append((recipe.name, f"changed since {recipe.version} was "
+                                        "released; bump its version (`invoke bump`)"))
+            continue
+        latest = catalog.latest(recipe.name)
+        if latest and semver.Version.parse(recipe.version) <= semver.Version.parse(latest):
+            outcome.refused.append((recipe.name, f"{recipe.version} is not newer than the "
+                                    f"released {latest}"))
+            continue
+        evidence = store.load(recipe.name, recipe.version, content)
+        if not evidence.passed:
+            outcome.refused.append((recipe.name, "; ".join(evidence.missing_or_failed())))
+            continue
+        say(f"Releasing {recipe.name} {recipe.version}")
+        pushed = _push_all(client, settings, recipe, evidence)
+        compose_target = f"apps/{recipe.name}/{recipe.version}/compose.yml"
+        targets[compose_target] = pinned_compose(
+            recipe, {s: p["image"] for s, p in pushed.items()})
+        entry = _version_entry(recipe, evidence, pushed, compose_target, commit)
+        catalog.add_version(recipe.name, {"title": recipe.title, "description": recipe.description,
+                                          "category": recipe.category}, recipe.version, entry)
+        outcome.released.append((recipe.name, recipe.version))
+        images_line = ", ".join(f"{s} `{p['digest'][:19]}…`" for s, p in pushed.items())
+        notes.append(f"- **{recipe.title}** `{recipe.name}` {recipe.version} — tests: "
+                     f"{entry['tests']['summary']}; scan: {entry['scan']['summary']}; "
+                     f"images: {images_line}")
+        notes.extend(f"  {line}" for line in entry["changes"].splitlines() if line.strip())
+    if _release_proxy(client, settings, catalog, base_tag, commit, targets):
+        notes.append(f"- Installation proxy {catalog.platform[PROXY]['version']}")
+    if targets:
+        catalog.generated = now_iso()
+        catalog.commit = commit
+        targets["catalog.json"] = catalog.to_bytes()
+    result = signing.Publisher(settings.public_dir, keys).publish(targets)
+    outcome.published = bool(targets)
+    outcome.targets_version = result.targets_version
+    if targets:
+        write_bytes_atomic(settings.catalog_path, targets["catalog.json"])
+        _append_releases(settings, _release_notes(catalog, notes, result.targets_version))
+    return outcome
+
+
+def _append_releases(settings: Settings, entry: str) -> None:
+    try:
+        text = settings.releases_path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        text = RELEASES_HEADER
+    if not text.startswith(RELEASES_HEADER):
+        text = RELEASES_HEADER + "\n" + text
+    body = text[len(RELEASES_HEADER):].lstrip("\n")
+    write_text_atomic(settings.releases_path, f"{RELEASES_HEADER}\n{entry}\n{body}".rstrip() + "\n")

@@ -1,0 +1,126 @@
+"""Docker Swarm stacks: deploy a rendered compose file and watch it converge or roll back.
+
+`docker stack deploy` has no SDK equivalent, so it runs through the docker
+client; watching uses the SDK. An update is judged the way Swarm judges it:
+`update_config.failure_action: rollback` makes Swarm restore the previous spec
+when new tasks fail their healthchecks, and this module reports that outcome.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+
+from .errors import DeployError
+
+STACK_LABEL = "com.docker.stack.namespace"
+IN_PROGRESS = frozenset({"updating", "rollback_started", "paused", "rollback_paused"})
+
+
+def deploy(stack: str, compose_file: Path) -> None:
+    argv = ["docker", "stack", "deploy", "--prune", "--resolve-image", "never",
+            "--detach=true", "-c", str(compose_file), stack]
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        tail = " | ".join(done.stderr.strip().splitlines()[-3:])
+        raise DeployError(f"`docker stack deploy {stack}` failed: {tail}",
+                          f"check the rendered stack in {compose_file}.")
+
+
+def remove(stack: str) -> None:
+    subprocess.run(["docker", "stack", "rm", stack], capture_output=True, check=False)
+
+
+def stack_services(client: docker.DockerClient, stack: str) -> list[Any]:
+    return list(client.services.list(filters={"label": f"{STACK_LABEL}={stack}"}))
+
+
+def service_image(service: Any) -> str:
+    return str(service.attrs["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"])
+
+
+@dataclass(frozen=True)
+class ServiceState:
+    name: str
+    image: str
+    desired: int
+    running: int
+    update: str  # Swarm's UpdateStatus.State, or "" when none
+
+    @property
+    def healthy(self) -> bool:
+        return self.running >= self.desired > 0
+
+
+def service_state(service: Any) -> ServiceState:
+    service.reload()
+    spec = service.attrs["Spec"]
+    desired = int(spec.get("Mode", {}).get("Replicated", {}).get("Replicas", 1))
+    image = service_image(service)
+    running = sum(
+        1
+        for task in service.tasks(filters={"desired-state": "running"})
+        if task.get("Status", {}).get("State") == "running"
+        and task["Spec"]["ContainerSpec"]["Image"] == image
+    )
+    update = (service.attrs.get("UpdateStatus") or {}).get("State", "")
+    return ServiceState(spec["Name"], image, desired, running, update)
+
+
+def wait_converged(client: docker.DockerClient, stack: str, expected: dict[str, str],
+                   timeout: float) -> list[ServiceState]:
+    """Wait until every service runs its expected image, healthy; raise if Swarm rolls back.
+
+    `expected` maps full service names (`stack_service`) to the image each must run.
+    """
+    deadline = time.monotonic() + timeout
+    states: list[ServiceState] = []
+    while time.monotonic() < deadline:
+        services = {s.name: s for s in stack_services(client, stack)}
+        missing = sorted(set(expected) - set(services))
+        states = [service_state(services[name]) for name in sorted(expected) if name in services]
+        # A rollback restores the previous spec, so its image differs from the expected one;
+        # a stale status from an earlier update still shows the new spec's image.
+        settled = [s for s in states
+                   if s.update in ("rollback_completed", "rollback_paused")
+                   and s.image != expected[s.name]]
+        if settled:
+            names = ", ".join(s.name for s in settled)
+            raise DeployError(
+                f"The update of {names} failed its health checks; Swarm rolled it back to the "
+                "previous version, which is running. Your data was not touched.",
+                f"see `docker service ps {settled[0].name}` and the app's logs.",
+            )
+        if not missing and all(
+            s.healthy and s.image == expected[s.name] and s.update not in IN_PROGRESS
+            for s in states
+        ):
+            return states
+        time.sleep(1)
+    waiting = ", ".join(f"{s.name} ({s.running}/{s.desired} running, update '{s.update}')"
+                        for s in states) or "no services"
+    raise DeployError(f"Stack {stack} did not become healthy within {int(timeout)} s: {waiting}.",
+                      f"see `docker stack ps {stack}` for the failing tasks.")
+
+
+def ensure_network(client: docker.DockerClient, name: str) -> None:
+    """An attachable overlay network shared by the proxy and every app's main service."""
+    if client.networks.list(names=[name]):
+        return
+    try:
+        client.networks.create(name, driver="overlay", attachable=True,
+                               labels={"dev.commonshelf.network": "apps"})
+    except docker.errors.APIError as exc:
+        raise DeployError(f"Cannot create the overlay network {name}: {exc.explanation}",
+                          "check that this engine is a Swarm manager (`docker info`).") from exc
+
+
+def task_containers(client: docker.DockerClient, service: str) -> list[Any]:
+    return list(client.containers.list(
+        filters={"label": f"com.docker.swarm.service.name={service}"}))

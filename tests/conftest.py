@@ -1,0 +1,77 @@
+"""Session fixtures: the real engine, registry and Swarm, brought up once by the library itself."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import pytest
+
+os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
+
+from commonshelf import environment, images  # noqa: E402
+from commonshelf.recipe import load_recipe  # noqa: E402
+from commonshelf.settings import Settings  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if "integration" in item.path.parts:
+            item.add_marker(pytest.mark.integration)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    """The real checkout's settings (shared state dir: engine, registry, trivy cache)."""
+    return Settings.load(REPO)
+
+
+@pytest.fixture(scope="session")
+def env(settings: Settings) -> environment.Environment:
+    return environment.ensure(settings)
+
+
+@pytest.fixture(scope="session")
+def docker_client(env: environment.Environment) -> docker.DockerClient:
+    return env.client
+
+
+@pytest.fixture(scope="session")
+def base_image(docker_client: docker.DockerClient, settings: Settings) -> str:
+    return images.ensure_base_image(docker_client, settings).tag
+
+
+@pytest.fixture(scope="session")
+def recipe_image(docker_client: docker.DockerClient, settings: Settings, base_image: str) -> str:
+    """custom-html's image: Debian's nginx-light on the project's base image."""
+    recipe = load_recipe(settings.recipes_dir / "custom-html")
+    built = images.build_recipe(docker_client, recipe, base_image, revision="test",
+                                source="test")
+    return built["app"].ref
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, settings: Settings) -> Iterator[Settings]:
+    """A private copy of the shelf (recipes, shared, catalogue, keys, public/) on the real engine."""
+    root = tmp_path / "shelf"
+    root.mkdir()
+    for name in ("recipes", "shared"):
+        shutil.copytree(REPO / name, root / name,
+                        ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache"))
+    (root / "pyproject.toml").write_text("[project]\nname = 'shelf-under-test'\n")
+    shelf = Settings(root=root, state_dir=settings.state_dir, registry=settings.registry,
+                     catalogue_port=free_port(), debian_mirror=settings.debian_mirror)
+    yield shelf
+    environment.stop_daemon(shelf, f"catalogue-{shelf.catalogue_port}")

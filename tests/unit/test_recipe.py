@@ -1,0 +1,88 @@
+"""Recipe loading: valid recipes load; broken ones fail with the file, the field and a fix."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from commonshelf.errors import RecipeError
+from commonshelf.recipe import content_hash, discover, load_recipe
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def shelf(tmp_path: Path) -> Path:
+    shutil.copytree(REPO / "recipes", tmp_path / "recipes",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(REPO / "shared", tmp_path / "shared")
+    return tmp_path
+
+
+def _edit(recipe_dir: Path, **changes: object) -> None:
+    path = recipe_dir / "recipe.yml"
+    data = yaml.safe_load(path.read_text())
+    data.update(changes)
+    path.write_text(yaml.safe_dump(data))
+
+
+def test_bundled_recipes_load() -> None:
+    recipes = [load_recipe(p) for p in discover(REPO / "recipes")]
+    assert "custom-html" in [r.name for r in recipes]
+    html = next(r for r in recipes if r.name == "custom-html")
+    assert html.upstream_version == "1.22.1"
+    assert html.image_tag == "1.0.0_1.22.1"
+    assert html.main.service == "app" and html.builds == {"app": "image"}
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"version": "1.0"}, r"field 'version'"),
+        ({"name": "Custom_HTML"}, r"field 'name'"),
+        ({"category": "toys"}, r"field 'category'"),
+        ({"main": {"service": "app", "port": 0, "health": "/"}}, r"field 'main.port'"),
+        ({"unknown": 1}, r"Additional properties"),
+        ({"name": "other-name"}, r"differs from its folder"),
+        ({"main": {"service": "web", "port": 80, "health": "/"}}, r"service 'web' is not in"),
+        ({"services": {"app": {"build": "nowhere"}}}, r"has no Dockerfile"),
+    ],
+)
+def test_broken_manifest_names_file_and_field(shelf: Path, changes: dict[str, object],
+                                              expected: str) -> None:
+    recipe_dir = shelf / "recipes" / "custom-html"
+    _edit(recipe_dir, **changes)
+    with pytest.raises(RecipeError, match=expected) as caught:
+        load_recipe(recipe_dir)
+    assert "recipe.yml" in caught.value.what
+    assert caught.value.fix
+
+
+def test_invalid_yaml_reports_the_line(shelf: Path) -> None:
+    path = shelf / "recipes" / "custom-html" / "recipe.yml"
+    path.write_text("schema: 1\nname: [unclosed\n")
+    with pytest.raises(RecipeError, match=r"recipe\.yml:\d+: invalid YAML"):
+        load_recipe(path.parent)
+
+
+def test_missing_compose_is_named(shelf: Path) -> None:
+    (shelf / "recipes" / "custom-html" / "compose.yml").unlink()
+    with pytest.raises(RecipeError, match=r"compose\.yml is missing"):
+        load_recipe(shelf / "recipes" / "custom-html")
+
+
+def test_content_hash_tracks_bytes_names_and_exec_bit(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text("one")
+    first = content_hash(tmp_path)
+    assert content_hash(tmp_path) == first
+    (tmp_path / "__pycache__").mkdir()
+    (tmp_path / "__pycache__" / "x.pyc").write_bytes(b"\0")
+    assert content_hash(tmp_path) == first
+    (tmp_path / "a.txt").chmod(0o755)
+    assert content_hash(tmp_path) != first
+    (tmp_path / "a.txt").chmod(0o644)
+    (tmp_path / "a.txt").write_text("two")
+    assert content_hash(tmp_path) != first
