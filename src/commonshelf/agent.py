@@ -189,8 +189,8 @@ class Agent:
                     "use --force to change it, or another --home.",
                 )
         Subscription.create(self.home / "tuf", config.repository, root, force=force)
+        catalog = self.catalog()  # the repository must verify before this becomes the config
         write_json_atomic(self.config_path, asdict(config))
-        catalog = self.catalog()
         self.deploy_proxy(catalog, config)
         return config
 
