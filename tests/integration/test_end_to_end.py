@@ -168,7 +168,7 @@ def test_critical_vulnerability_keeps_a_version_out_of_the_catalogue(
     assert shelf.test(recipe).passed
     result = shelf.scan(recipe, trivy_cache=cache)
     assert not result.passed
-    assert "1 critical" in result.summary
+    assert "critical" in result.summary
     evidence = shelf.evidence.load(recipe.name, recipe.version, recipe.content_hash())
     assert any(f["id"] == "CVE-2099-0001" for f in evidence.gates["scan"]["findings"])
 

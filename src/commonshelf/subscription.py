@@ -1,0 +1,171 @@
+"""The signed catalogue, installation side: the only way the agent reads the repository.
+
+The root of trust is pinned at subscription time (never trusted on first use
+from the network). Every read goes through the stock `tuf.ngclient.Updater`:
+metadata is refreshed and verified, and each target is downloaded and checked
+against its signed length and hash before anyone sees its bytes. Newer roots
+the updater accepts are kept in its `root_history/`, so root rotation works
+across runs while the pinned root stays the anchor.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+from tuf.api import exceptions as tuf_errors
+from tuf.api.metadata import Metadata, Root
+from tuf.api.serialization import DeserializationError
+from tuf.ngclient import Updater
+
+from .errors import TrustError
+from .fsutil import write_bytes_atomic, write_json_atomic
+
+PINNED = "pinned-root.json"
+
+
+def _check_root(root_bytes: bytes) -> Metadata[Root]:
+    """A root metadata file, self-signed to its threshold, or a TrustError."""
+    try:
+        root = Metadata[Root].from_bytes(root_bytes)
+    except (DeserializationError, ValueError, TypeError) as exc:
+        raise TrustError(f"The given root is not TUF root metadata ({exc}).",
+                         "pass the repository's 1.root.json, obtained out of band.") from None
+    try:
+        root.signed.verify_delegate(Root.type, root.signed_bytes, root.signatures)
+    except tuf_errors.UnsignedMetadataError as exc:
+        raise TrustError(f"The given root is not signed by its own root keys ({exc}).",
+                         "obtain an untampered 1.root.json from the publisher.") from None
+    return root
+
+
+class Subscription:
+    """One installation's view of one repository, rooted at `home`."""
+
+    def __init__(self, home: Path, repository_url: str):
+        self.home = home
+        self.url = repository_url.rstrip("/")
+        self._updater: Updater | None = None
+
+    @property
+    def metadata_dir(self) -> Path:
+        return self.home / "metadata"
+
+    @property
+    def targets_dir(self) -> Path:
+        return self.home / "targets"
+
+    @classmethod
+    def create(cls, home: Path, repository_url: str, root_bytes: bytes, *,
+               force: bool = False) -> Subscription:
+        """Pin `root_bytes` as the trust anchor for `repository_url`."""
+        _check_root(root_bytes)
+        pinned = home / PINNED
+        if pinned.exists() and pinned.read_bytes() != root_bytes:
+            if not force:
+                raise TrustError(
+                    f"{home} already trusts a different root for its repository.",
+                    "pass --force to replace the trusted root (only with a root obtained "
+                    "out of band).",
+                )
+            shutil.rmtree(home / "metadata", ignore_errors=True)  # the old chain of trust
+        write_bytes_atomic(pinned, root_bytes)
+        write_json_atomic(home / "subscription.json", {"repository": repository_url.rstrip("/")})
+        return cls(home, repository_url)
+
+    @classmethod
+    def open(cls, home: Path) -> Subscription:
+        try:
+            data = json.loads((home / "subscription.json").read_text())
+        except (OSError, ValueError):
+            raise TrustError(f"{home} holds no subscription.",
+                             "run `commonshelf init --repository URL --root ROOT.json`.") from None
+        return cls(home, str(data["repository"]))
+
+    def _new_updater(self) -> Updater:
+        try:
+            pinned = (self.home / PINNED).read_bytes()
+        except OSError:
+            raise TrustError(f"{self.home / PINNED} is missing.",
+                             "run `commonshelf init` again with the repository's root.") from None
+        self.metadata_dir.mkdir(parents=True, exist_ok=True)
+        return Updater(
+            metadata_dir=str(self.metadata_dir),
+            metadata_base_url=f"{self.url}/metadata/",
+            target_base_url=f"{self.url}/targets/",
+            target_dir=str(self.targets_dir),
+            bootstrap=pinned,
+        )
+
+    def refresh(self) -> None:
+        """Fetch and verify root, timestamp, snapshot and targets metadata."""
+        self._updater = self._new_updater()
+        with self._translate("the repository metadata"):
+            self._updater.refresh()
+
+    def fetch(self, target_path: str) -> bytes:
+        """The verified bytes of a target; the local copy is replaced only by verified bytes."""
+        if self._updater is None:
+            self.refresh()
+        assert self._updater is not None
+        with self._translate(target_path):
+            info = self._updater.get_targetinfo(target_path)
+            if info is None:
+                raise TrustError(f"{target_path} is not a signed target of {self.url}.",
+                                 "check the name, or republish the catalogue.")
+            self.targets_dir.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(dir=self.targets_dir) as work:
+                downloaded = Path(self._updater.download_target(
+                    info, filepath=str(Path(work) / "download")))
+                data = downloaded.read_bytes()
+        write_bytes_atomic(self.targets_dir / target_path, data)
+        return data
+
+    def _translate(self, what: str) -> _Translate:
+        return _Translate(what, self.url)
+
+
+class _Translate:
+    """Turns python-tuf's exceptions into one sentence that names the file and the fix."""
+
+    def __init__(self, what: str, url: str):
+        self.what = what
+        self.url = url
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 _tb: object) -> None:
+        if exc is None or isinstance(exc, TrustError):
+            return
+        where = f"{self.what} from {self.url}"
+        if isinstance(exc, tuf_errors.LengthOrHashMismatchError):
+            raise TrustError(
+                f"{where} does not match its signed hash (changed after signing, or corrupted); "
+                "nothing was applied.",
+                "republish with `invoke release`, or use an untampered mirror.") from None
+        if isinstance(exc, tuf_errors.ExpiredMetadataError):
+            raise TrustError(f"{where}: the signed metadata has expired ({exc}); nothing was "
+                             "applied.",
+                             "the publisher must run `invoke release` to re-sign it.") from None
+        if isinstance(exc, tuf_errors.BadVersionNumberError):
+            raise TrustError(f"{where}: metadata is older than what this installation already "
+                             f"trusts (rollback attempt?) ({exc}); nothing was applied.",
+                             "use the repository's current mirror.") from None
+        if isinstance(exc, tuf_errors.UnsignedMetadataError):
+            raise TrustError(f"{where}: metadata is not signed by trusted keys ({exc}); "
+                             "nothing was applied.",
+                             "check the repository URL; if its root changed, re-run init "
+                             "with the new root obtained out of band.") from None
+        if isinstance(exc, tuf_errors.DownloadHTTPError):
+            raise TrustError(f"{where}: the server answered HTTP {exc.status_code}.",
+                             "check the repository URL and that it is published.") from None
+        if isinstance(exc, tuf_errors.DownloadError | OSError):
+            raise TrustError(f"{where}: the repository is unreachable ({exc}).",
+                             "check the network and the repository URL.") from None
+        if isinstance(exc, tuf_errors.RepositoryError):
+            raise TrustError(f"{where} failed verification ({exc}); nothing was applied.",
+                             "use an untampered mirror or republish.") from None
