@@ -111,9 +111,10 @@ def release(c: Context) -> None:
 
 
 def _print_release(outcome: Any) -> None:
-    for role in outcome.new_keys:
-        console.warn(f"generated a DEVELOPMENT {role} key in keys/; use real, offline keys "
-                     "for a public catalogue (COMMONSHELF_KEY_* variables).")
+    if outcome.new_keys:
+        console.warn(f"generated DEVELOPMENT signing keys ({', '.join(outcome.new_keys)}) in "
+                     "keys/; a public catalogue needs real keys kept offline "
+                     "(COMMONSHELF_KEY_ROOT, _TARGETS, _SNAPSHOT, _TIMESTAMP).")
     for app, version in outcome.released:
         console.out.print(f"released {app} {version}")
     for app, version in outcome.unchanged:

@@ -23,10 +23,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--home", type=Path,
                         default=Path(os.environ.get("COMMONSHELF_HOME", DEFAULT_HOME)),
                         help="installation state folder (default: %(default)s, or $COMMONSHELF_HOME)")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                        help="machine-readable output")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    init = sub.add_parser("init", help="subscribe to a catalogue and start the proxy")
+    init = sub.add_parser("init", parents=[common], help="subscribe to a catalogue and start the proxy")
     init.add_argument("--repository", required=True, help="base URL of the published repository")
     init.add_argument("--root", required=True, type=Path,
                       help="the repository's trusted root metadata (1.root.json), obtained out of band")
@@ -35,16 +38,16 @@ def _parser() -> argparse.ArgumentParser:
     init.add_argument("--namespace", default="", help="prefix for stack and network names")
     init.add_argument("--force", action="store_true", help="replace an existing configuration/root")
 
-    sub.add_parser("apps", help="list the apps in the verified catalogue")
+    sub.add_parser("apps", parents=[common], help="list the apps in the verified catalogue")
 
-    install = sub.add_parser("install", help="install an app (or move it to a version)")
+    install = sub.add_parser("install", parents=[common], help="install an app (or move it to a version)")
     install.add_argument("app")
     install.add_argument("--version", default=None, help="a published version (default: newest)")
 
-    update = sub.add_parser("update", help="upgrade installed apps to the newest published versions")
+    update = sub.add_parser("update", parents=[common], help="upgrade installed apps to the newest published versions")
     update.add_argument("apps", nargs="*", help="only these apps")
 
-    sub.add_parser("status", help="installed apps, their versions and health")
+    sub.add_parser("status", parents=[common], help="installed apps, their versions and health")
     return parser
 
 

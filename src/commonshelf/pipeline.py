@@ -115,7 +115,9 @@ class Shelf:
                             ", ".join(b.image_id[7:19] for b in built.values()), started)
 
     def _images(self, recipe: Recipe) -> dict[str, str]:
-        self.build(recipe)
+        """The recipe's images, built (or found) once per shelf run."""
+        if not any(r.recipe == recipe.name and r.stage == "build" for r in self.results):
+            self.build(recipe)
         built = self._evidence(recipe).gates["build"]["images"]
         return {service: info["ref"] for service, info in built.items()}
 
