@@ -1,0 +1,128 @@
+"""Installations read the repository over real HTTP with real signatures, and refuse bad data."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from tuf.api.metadata import Metadata, Timestamp
+from tuf.api.serialization.json import JSONSerializer
+from tuf.ngclient import Updater
+
+from commonshelf.errors import TrustError
+from commonshelf.signing import Publisher, SigningKeys, load_or_create_keys
+from commonshelf.subscription import Subscription
+
+from ..conftest import free_port
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Iterator[tuple[str, Path, SigningKeys]]:
+    """A published repository served by a static HTTP server on loopback."""
+    public = tmp_path / "public"
+    keys = load_or_create_keys(tmp_path / "keys", env={})[0]
+    Publisher(public, keys).publish({"catalog.json": b'{"v": 1}'})
+    handler = functools.partial(_Quiet, directory=str(public))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", public, keys
+    server.shutdown()
+    server.server_close()
+
+
+def _root(public: Path) -> bytes:
+    return (public / "metadata" / "1.root.json").read_bytes()
+
+
+def test_stock_updater_with_only_the_first_root(repo: tuple[str, Path, SigningKeys],
+                                                tmp_path: Path) -> None:
+    url, public, _ = repo
+    client = tmp_path / "client"
+    client.mkdir()
+    updater = Updater(str(client), f"{url}/metadata/", str(client), f"{url}/targets/",
+                      bootstrap=_root(public))
+    updater.refresh()
+    info = updater.get_targetinfo("catalog.json")
+    assert info is not None
+    assert Path(updater.download_target(info)).read_bytes() == b'{"v": 1}'
+
+
+def test_subscription_follows_new_publishes(repo: tuple[str, Path, SigningKeys],
+                                            tmp_path: Path) -> None:
+    url, public, keys = repo
+    sub = Subscription.create(tmp_path / "home", url, _root(public))
+    assert sub.fetch("catalog.json") == b'{"v": 1}'
+    Publisher(public, keys).publish({"catalog.json": b'{"v": 2}'})
+    assert Subscription.open(tmp_path / "home").fetch("catalog.json") == b'{"v": 2}'
+
+
+def test_changed_target_is_refused_and_the_last_good_copy_kept(
+    repo: tuple[str, Path, SigningKeys], tmp_path: Path,
+) -> None:
+    url, public, _ = repo
+    home = tmp_path / "home"
+    Subscription.create(home, url, _root(public)).fetch("catalog.json")
+    [signed] = (public / "targets").glob("*.catalog.json")
+    signed.write_bytes(b'{"v": 9}')
+    with pytest.raises(TrustError, match=r"catalog\.json from .* does not match its signed hash"):
+        Subscription.open(home).fetch("catalog.json")
+    assert (home / "targets" / "catalog.json").read_bytes() == b'{"v": 1}'
+
+
+def test_expired_timestamp_is_refused(repo: tuple[str, Path, SigningKeys],
+                                      tmp_path: Path) -> None:
+    url, public, keys = repo
+    path = public / "metadata" / "timestamp.json"
+    timestamp = Metadata[Timestamp].from_file(str(path))
+    timestamp.signed.version += 1
+    timestamp.signed.expires = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)
+    timestamp.sign(keys.signers["timestamp"])
+    path.write_bytes(timestamp.to_bytes(JSONSerializer()))
+    sub = Subscription.create(tmp_path / "home", url, _root(public))
+    with pytest.raises(TrustError, match="expired.*Fix: the publisher must run `invoke release`"):
+        sub.fetch("catalog.json")
+
+
+def test_timestamp_signed_by_another_key_is_refused(repo: tuple[str, Path, SigningKeys],
+                                                    tmp_path: Path) -> None:
+    url, public, _ = repo
+    intruder = load_or_create_keys(tmp_path / "intruder", env={})[0]
+    path = public / "metadata" / "timestamp.json"
+    timestamp = Metadata[Timestamp].from_file(str(path))
+    timestamp.signed.version += 1
+    timestamp.sign(intruder.signers["timestamp"])
+    path.write_bytes(timestamp.to_bytes(JSONSerializer()))
+    with pytest.raises(TrustError, match="not signed by trusted keys"):
+        Subscription.create(tmp_path / "home", url, _root(public)).refresh()
+
+
+def test_a_different_root_needs_force(repo: tuple[str, Path, SigningKeys],
+                                      tmp_path: Path) -> None:
+    url, public, _ = repo
+    Subscription.create(tmp_path / "home", url, _root(public))
+    other = tmp_path / "other"
+    Publisher(other, load_or_create_keys(tmp_path / "k2", env={})[0]).publish({"c": b"1"})
+    with pytest.raises(TrustError, match="already trusts a different root"):
+        Subscription.create(tmp_path / "home", url, _root(other))
+    Subscription.create(tmp_path / "home", url, _root(other), force=True)
+    with pytest.raises(TrustError, match="not TUF root metadata"):
+        Subscription.create(tmp_path / "home2", url, b"{}")
+
+
+def test_unreachable_repository_is_named(repo: tuple[str, Path, SigningKeys],
+                                         tmp_path: Path) -> None:
+    _, public, _ = repo
+    dead = f"http://127.0.0.1:{free_port()}"
+    with pytest.raises(TrustError, match=rf"{dead}: the repository is unreachable"):
+        Subscription.create(tmp_path / "home", dead, _root(public)).refresh()
