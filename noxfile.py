@@ -1,4 +1,4 @@
-"""CI sessions: `nox -s tests|lint|recipes|pipeline|bench`. Thin: each is a few lines over invoke/pytest."""
+"""CI sessions: `nox -s tests|lint|recipes|pipeline|bench`, each a few lines over invoke/pytest."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ def _install(session: nox.Session) -> None:
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """The tooling's unit and integration tests, against a real engine, registry, Swarm and trivy."""
+    """The tooling's tests, against a real engine, registry, Swarm and trivy."""
     _install(session)
     session.run("pytest", *(session.posargs or ["tests"]), env=ENV)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 from collections.abc import Callable
@@ -35,8 +36,10 @@ def _shelf() -> Any:
     return Shelf(Settings.load(), say=console.say)
 
 
-@task(help={"app": "recipes to lint (default: all)", "json": "machine-readable findings"},
-      iterable=["app"])
+@task(
+    help={"app": "recipes to lint (default: all)", "json": "machine-readable findings"},
+    iterable=["app"],
+)
 @_friendly
 def lint(c: Context, app: list[str] | None = None, json: bool = False) -> None:
     """Lint recipes; exit non-zero on any error."""
@@ -46,8 +49,9 @@ def lint(c: Context, app: list[str] | None = None, json: bool = False) -> None:
     if json:
         console.print_json([f.to_dict() for f in findings])
     for f in findings if not json else []:
-        console.out.print(f"{f.rule} [{f.severity}] {f.recipe}: {f.file}: {f.message}\n"
-                          f"      fix: {f.fix}")
+        console.out.print(
+            f"{f.rule} [{f.severity}] {f.recipe}: {f.file}: {f.message}\n      fix: {f.fix}"
+        )
     if any(f.severity == "error" for f in findings):
         raise Exit(code=1)
     if not json:
@@ -112,9 +116,11 @@ def release(c: Context) -> None:
 
 def _print_release(outcome: Any) -> None:
     if outcome.new_keys:
-        console.warn(f"generated DEVELOPMENT signing keys ({', '.join(outcome.new_keys)}) in "
-                     "keys/; a public catalogue needs real keys kept offline "
-                     "(COMMONSHELF_KEY_ROOT, _TARGETS, _SNAPSHOT, _TIMESTAMP).")
+        console.warn(
+            f"generated DEVELOPMENT signing keys ({', '.join(outcome.new_keys)}) in "
+            "keys/; a public catalogue needs real keys kept offline "
+            "(COMMONSHELF_KEY_ROOT, _TARGETS, _SNAPSHOT, _TIMESTAMP)."
+        )
     for app, version in outcome.released:
         console.out.print(f"released {app} {version}")
     for app, version in outcome.unchanged:
@@ -131,27 +137,32 @@ def serve(c: Context, port: int = 0) -> None:
 
     settings = Settings.load()
     port = port or settings.catalogue_port
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler,
-                                directory=str(settings.public_dir))
+    handler = functools.partial(
+        http.server.SimpleHTTPRequestHandler, directory=str(settings.public_dir)
+    )
     console.out.print(f"Serving {settings.public_dir} at http://127.0.0.1:{port}/ (Ctrl-C stops)")
-    with http.server.ThreadingHTTPServer(("127.0.0.1", port), handler) as server:
-        try:
-            server.serve_forever()
-        except KeyboardInterrupt:
-            pass
+    with (
+        http.server.ThreadingHTTPServer(("127.0.0.1", port), handler) as server,
+        contextlib.suppress(KeyboardInterrupt),
+    ):
+        server.serve_forever()
 
 
-@task(help={"app": "recipes to run (default: all)", "no_install": "skip the demo installation"},
-      iterable=["app"])
+@task(
+    help={"app": "recipes to run (default: all)", "no_install": "skip the demo installation"},
+    iterable=["app"],
+)
 @_friendly
 def pipeline(c: Context, app: list[str] | None = None, no_install: bool = False) -> None:
     """Build, test, scan and release every recipe, then install them on a local installation."""
-    from commonshelf.pipeline import run_pipeline
+    from commonshelf.pipeline import DemoInstallation, run_pipeline
 
-    from commonshelf.pipeline import DemoInstallation
-
-    report = run_pipeline(Settings.load(), app or None, say=console.say,
-                          install=None if no_install else DemoInstallation())
+    report = run_pipeline(
+        Settings.load(),
+        app or None,
+        say=console.say,
+        install=None if no_install else DemoInstallation(),
+    )
     console.stage_table(report.stages)
     _print_release(report.release)
     console.out.print(f"Catalogue: {report.catalogue_dir} (served at {report.catalogue_url}/)")

@@ -13,9 +13,9 @@ import pytest
 
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 
-from commonshelf import environment, images  # noqa: E402
-from commonshelf.recipe import load_recipe  # noqa: E402
-from commonshelf.settings import Settings  # noqa: E402
+from commonshelf import environment, images
+from commonshelf.recipe import load_recipe
+from commonshelf.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -57,21 +57,26 @@ def base_image(docker_client: docker.DockerClient, settings: Settings) -> str:
 def recipe_image(docker_client: docker.DockerClient, settings: Settings, base_image: str) -> str:
     """custom-html's image: Debian's nginx-light on the project's base image."""
     recipe = load_recipe(settings.recipes_dir / "custom-html")
-    built = images.build_recipe(docker_client, recipe, base_image, revision="test",
-                                source="test")
+    built = images.build_recipe(docker_client, recipe, base_image, revision="test", source="test")
     return built["app"].ref
 
 
 @pytest.fixture
 def workspace(tmp_path: Path, settings: Settings) -> Iterator[Settings]:
-    """A private copy of the shelf (recipes, shared, catalogue, keys, public/) on the real engine."""
+    """A private copy of the shelf (recipes, shared; own keys and public/) on the real engine."""
     root = tmp_path / "shelf"
     root.mkdir()
     for name in ("recipes", "shared"):
-        shutil.copytree(REPO / name, root / name,
-                        ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache"))
+        shutil.copytree(
+            REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache")
+        )
     (root / "pyproject.toml").write_text("[project]\nname = 'shelf-under-test'\n")
-    shelf = Settings(root=root, state_dir=settings.state_dir, registry=settings.registry,
-                     catalogue_port=free_port(), debian_mirror=settings.debian_mirror)
+    shelf = Settings(
+        root=root,
+        state_dir=settings.state_dir,
+        registry=settings.registry,
+        catalogue_port=free_port(),
+        debian_mirror=settings.debian_mirror,
+    )
     yield shelf
     environment.stop_daemon(shelf, f"catalogue-{shelf.catalogue_port}")

@@ -85,12 +85,16 @@ class AppStatus:
 
 def _pinned(image: str, where: str) -> str:
     if "@sha256:" not in image:
-        raise DeployError(f"{where}: image '{image}' is not pinned by digest; refusing to run it.",
-                          "republish the catalogue with `invoke release`, which pins every image.")
+        raise DeployError(
+            f"{where}: image '{image}' is not pinned by digest; refusing to run it.",
+            "republish the catalogue with `invoke release`, which pins every image.",
+        )
     return image
 
 
-def render_app(compose: dict[str, Any], entry: dict[str, Any], config: AgentConfig) -> dict[str, Any]:
+def render_app(
+    compose: dict[str, Any], entry: dict[str, Any], config: AgentConfig
+) -> dict[str, Any]:
     """The recipe's compose file as this installation runs it: pinned, dnsrr, on the proxy net."""
     rendered = copy.deepcopy(compose)
     services: dict[str, Any] = rendered["services"]
@@ -106,20 +110,30 @@ def render_app(compose: dict[str, Any], entry: dict[str, Any], config: AgentConf
     else:
         networks = [*networks, "commonshelf-apps"]
     main["networks"] = networks
-    rendered.setdefault("networks", {})["commonshelf-apps"] = {"external": True,
-                                                               "name": config.network}
+    rendered.setdefault("networks", {})["commonshelf-apps"] = {
+        "external": True,
+        "name": config.network,
+    }
     return rendered
 
 
-def render_proxy(compose: dict[str, Any], image: str, config: AgentConfig,
-                 routes_dir: Path) -> dict[str, Any]:
+def render_proxy(
+    compose: dict[str, Any], image: str, config: AgentConfig, routes_dir: Path
+) -> dict[str, Any]:
     rendered = copy.deepcopy(compose)
     proxy = rendered["services"][PROXY]
     proxy["image"] = _pinned(image, "proxy")
-    proxy["ports"] = [{"target": 8080, "published": config.http_port, "protocol": "tcp",
-                       "mode": "host"}]
-    proxy["volumes"] = [{"type": "bind", "source": str(routes_dir),
-                         "target": "/etc/commonshelf/proxy", "read_only": True}]
+    proxy["ports"] = [
+        {"target": 8080, "published": config.http_port, "protocol": "tcp", "mode": "host"}
+    ]
+    proxy["volumes"] = [
+        {
+            "type": "bind",
+            "source": str(routes_dir),
+            "target": "/etc/commonshelf/proxy",
+            "read_only": True,
+        }
+    ]
     rendered["networks"]["apps"]["name"] = config.network
     return rendered
 
@@ -139,8 +153,9 @@ class Agent:
             from .environment import ensure
             from .settings import Settings
 
-            self._client = ensure(Settings.load(), registry=False, swarm=True,
-                                  commands=("docker", "dockerd")).client
+            self._client = ensure(
+                Settings.load(), registry=False, swarm=True, commands=("docker", "dockerd")
+            ).client
         return self._client
 
     @property
@@ -155,8 +170,10 @@ class Agent:
         try:
             return AgentConfig(**json.loads(self.config_path.read_text()))
         except FileNotFoundError:
-            raise DeployError(f"{self.home} is not an installation yet.",
-                              "run `commonshelf init --repository URL --root ROOT.json`.") from None
+            raise DeployError(
+                f"{self.home} is not an installation yet.",
+                "run `commonshelf init --repository URL --root ROOT.json`.",
+            ) from None
 
     def subscription(self) -> Subscription:
         return Subscription.open(self.home / "tuf")
@@ -176,8 +193,16 @@ class Agent:
 
     # ---- commands
 
-    def init(self, repository: str, root: bytes, *, domain: str = "localhost",
-             http_port: int = 80, namespace: str = "", force: bool = False) -> AgentConfig:
+    def init(
+        self,
+        repository: str,
+        root: bytes,
+        *,
+        domain: str = "localhost",
+        http_port: int = 80,
+        namespace: str = "",
+        force: bool = False,
+    ) -> AgentConfig:
         """Pin the root, check the repository, and deploy the installation's proxy."""
         config = AgentConfig(repository.rstrip("/"), domain, http_port, namespace)
         if self.config_path.exists() and not force:
@@ -197,8 +222,9 @@ class Agent:
     def deploy_proxy(self, catalog: Catalog, config: AgentConfig) -> None:
         platform = catalog.platform.get(PROXY)
         if not platform:
-            raise DeployError("The catalogue has no proxy component.",
-                              "republish it with `invoke release`.")
+            raise DeployError(
+                "The catalogue has no proxy component.", "republish it with `invoke release`."
+            )
         compose = yaml.safe_load(self.subscription().fetch(platform["compose"]))
         swarm.ensure_network(self.client, config.network)
         self.write_routes(config)
@@ -206,32 +232,41 @@ class Agent:
         path = self.home / "stacks" / f"{config.proxy_stack}.yml"
         write_text_atomic(path, yaml.safe_dump(rendered, sort_keys=False))
         swarm.deploy(config.proxy_stack, path)
-        swarm.wait_converged(self.client, config.proxy_stack,
-                             {f"{config.proxy_stack}_{PROXY}": rendered["services"][PROXY]["image"]},
-                             timeout=120)
+        swarm.wait_converged(
+            self.client,
+            config.proxy_stack,
+            {f"{config.proxy_stack}_{PROXY}": rendered["services"][PROXY]["image"]},
+            timeout=120,
+        )
 
     def write_routes(self, config: AgentConfig, extra: Installed | None = None) -> None:
         apps = self.installed()
         if extra is not None:
             apps[extra.app] = extra
-        lines = [f"{config.hostname(a.app)} {a.stack}_{a.main_service}:{a.main_port};\n"
-                 for a in sorted(apps.values(), key=lambda a: a.app)]
+        lines = [
+            f"{config.hostname(a.app)} {a.stack}_{a.main_service}:{a.main_port};\n"
+            for a in sorted(apps.values(), key=lambda a: a.app)
+        ]
         write_text_atomic(self.routes_dir / "routes.map", "".join(lines))
 
     def reload_proxy(self, config: AgentConfig) -> None:
         service = f"{config.proxy_stack}_{PROXY}"
         containers = swarm.task_containers(self.client, service)
         if not containers:
-            raise DeployError(f"The proxy ({service}) is not running.",
-                              "run `commonshelf init` again to redeploy it.")
+            raise DeployError(
+                f"The proxy ({service}) is not running.",
+                "run `commonshelf init` again to redeploy it.",
+            )
         for container in containers:
             code, output = container.exec_run(["nginx", "-s", "reload"])
             if code != 0:
-                raise DeployError(f"The proxy refused its new routes: {output.decode().strip()}",
-                                  f"check {self.routes_dir / 'routes.map'}.")
+                raise DeployError(
+                    f"The proxy refused its new routes: {output.decode().strip()}",
+                    f"check {self.routes_dir / 'routes.map'}.",
+                )
 
     def install(self, app: str, version: str | None = None) -> tuple[Installed, bool]:
-        """Deploy `app` at `version` (default: newest). Returns the record and whether it changed."""
+        """Deploy `app` at `version` (default: newest); return the record and whether it changed."""
         config = self.config()
         catalog = self.catalog()  # verified before anything is touched
         version, entry = catalog.version(app, version)
@@ -249,9 +284,13 @@ class Agent:
         timeout = int(entry["main"].get("timeout", 120)) + 90
         swarm.wait_converged(self.client, stack, expected, timeout=timeout)
         record = Installed(
-            app=app, version=version, stack=stack, url=config.url(app),
+            app=app,
+            version=version,
+            stack=stack,
+            url=config.url(app),
             images={name: spec["image"] for name, spec in rendered["services"].items()},
-            main_service=entry["main"]["service"], main_port=int(entry["main"]["port"]),
+            main_service=entry["main"]["service"],
+            main_port=int(entry["main"]["port"]),
             installed_at=now_iso(),
         )
         self.write_routes(config, record)
@@ -260,8 +299,9 @@ class Agent:
         return record, True
 
     def _running(self, stack: str, expected: dict[str, str]) -> bool:
-        states = {s.name: s for s in map(swarm.service_state,
-                                         swarm.stack_services(self.client, stack))}
+        states = {
+            s.name: s for s in map(swarm.service_state, swarm.stack_services(self.client, stack))
+        }
         return all(
             name in states and states[name].healthy and states[name].image == image
             for name, image in expected.items()
@@ -288,7 +328,16 @@ class Agent:
             catalog = None
         out = []
         for app, record in sorted(self.installed().items()):
-            services = [swarm.service_state(s) for s in swarm.stack_services(self.client, record.stack)]
-            out.append(AppStatus(app, record.version, catalog.latest(app) if catalog else None,
-                                 record.url, services))
+            services = [
+                swarm.service_state(s) for s in swarm.stack_services(self.client, record.stack)
+            ]
+            out.append(
+                AppStatus(
+                    app,
+                    record.version,
+                    catalog.latest(app) if catalog else None,
+                    record.url,
+                    services,
+                )
+            )
         return out

@@ -38,7 +38,9 @@ class Catalog:
         try:
             raw = json.loads(data)
         except ValueError as exc:
-            raise CatalogError(f"{origin} is not JSON ({exc}).", "republish it with `invoke release`.") from None
+            raise CatalogError(
+                f"{origin} is not JSON ({exc}).", "republish it with `invoke release`."
+            ) from None
         if not isinstance(raw, dict) or raw.get("schema") != SCHEMA:
             raise CatalogError(
                 f"{origin} has schema {raw.get('schema') if isinstance(raw, dict) else '?'}, "
@@ -48,10 +50,16 @@ class Catalog:
         apps = raw.get("apps")
         platform = raw.get("platform", {})
         if not isinstance(apps, dict) or not isinstance(platform, dict):
-            raise CatalogError(f"{origin}: 'apps' and 'platform' must be objects.",
-                               "republish it with `invoke release`.")
-        return cls(apps=apps, platform=platform, generated=str(raw.get("generated", "")),
-                   commit=str(raw.get("commit", "")))
+            raise CatalogError(
+                f"{origin}: 'apps' and 'platform' must be objects.",
+                "republish it with `invoke release`.",
+            )
+        return cls(
+            apps=apps,
+            platform=platform,
+            generated=str(raw.get("generated", "")),
+            commit=str(raw.get("commit", "")),
+        )
 
     @classmethod
     def load(cls, path: Path) -> Catalog:
@@ -83,8 +91,10 @@ class Catalog:
         versions = self.versions(app)
         if not versions:
             known = ", ".join(sorted(self.apps)) or "none"
-            raise CatalogError(f"No app '{app}' in the catalogue (apps: {known}).",
-                               "check the name with `commonshelf apps`.")
+            raise CatalogError(
+                f"No app '{app}' in the catalogue (apps: {known}).",
+                "check the name with `commonshelf apps`.",
+            )
         if version is None:
             version = max(versions, key=semver.Version.parse)
         if version not in versions:
@@ -101,8 +111,9 @@ class Catalog:
 
     # ---- writing (release job only)
 
-    def add_version(self, app: str, meta: dict[str, Any], version: str,
-                    entry: dict[str, Any]) -> None:
+    def add_version(
+        self, app: str, meta: dict[str, Any], version: str, entry: dict[str, Any]
+    ) -> None:
         app_entry = self.apps.setdefault(app, {"versions": {}})
         app_entry.update(meta)
         app_entry.setdefault("versions", {})[version] = entry

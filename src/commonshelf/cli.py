@@ -20,19 +20,29 @@ def _parser() -> argparse.ArgumentParser:
         prog="commonshelf",
         description="Run self-hosted apps from a signed Commonshelf catalogue.",
     )
-    parser.add_argument("--home", type=Path,
-                        default=Path(os.environ.get("COMMONSHELF_HOME", DEFAULT_HOME)),
-                        help="installation state folder (default: %(default)s, or $COMMONSHELF_HOME)")
+    parser.add_argument(
+        "--home",
+        type=Path,
+        default=Path(os.environ.get("COMMONSHELF_HOME", DEFAULT_HOME)),
+        help="installation state folder (default: %(default)s, or $COMMONSHELF_HOME)",
+    )
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
-                        help="machine-readable output")
+    common.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output"
+    )
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    init = sub.add_parser("init", parents=[common], help="subscribe to a catalogue and start the proxy")
+    init = sub.add_parser(
+        "init", parents=[common], help="subscribe to a catalogue and start the proxy"
+    )
     init.add_argument("--repository", required=True, help="base URL of the published repository")
-    init.add_argument("--root", required=True, type=Path,
-                      help="the repository's trusted root metadata (1.root.json), obtained out of band")
+    init.add_argument(
+        "--root",
+        required=True,
+        type=Path,
+        help="the repository's trusted root metadata (1.root.json), obtained out of band",
+    )
     init.add_argument("--domain", default="localhost", help="apps answer at APP.DOMAIN")
     init.add_argument("--http-port", type=int, default=80, help="host port of the proxy")
     init.add_argument("--namespace", default="", help="prefix for stack and network names")
@@ -40,11 +50,15 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("apps", parents=[common], help="list the apps in the verified catalogue")
 
-    install = sub.add_parser("install", parents=[common], help="install an app (or move it to a version)")
+    install = sub.add_parser(
+        "install", parents=[common], help="install an app (or move it to a version)"
+    )
     install.add_argument("app")
     install.add_argument("--version", default=None, help="a published version (default: newest)")
 
-    update = sub.add_parser("update", parents=[common], help="upgrade installed apps to the newest published versions")
+    update = sub.add_parser(
+        "update", parents=[common], help="upgrade installed apps to the newest published versions"
+    )
     update.add_argument("apps", nargs="*", help="only these apps")
 
     sub.add_parser("status", parents=[common], help="installed apps, their versions and health")
@@ -56,9 +70,15 @@ def _apps(agent: Agent, as_json: bool) -> None:
     installed = agent.installed()
     rows = []
     for name, entry in sorted(catalog.apps.items()):
-        rows.append({"app": name, "title": entry.get("title", ""), "latest": catalog.latest(name),
-                     "installed": installed[name].version if name in installed else None,
-                     "description": entry.get("description", "")})
+        rows.append(
+            {
+                "app": name,
+                "title": entry.get("title", ""),
+                "latest": catalog.latest(name),
+                "installed": installed[name].version if name in installed else None,
+                "description": entry.get("description", ""),
+            }
+        )
     if as_json:
         console.print_json(rows)
         return
@@ -87,14 +107,24 @@ def run(argv: list[str] | None = None) -> int:
         try:
             root = args.root.read_bytes()
         except OSError as exc:
-            raise CommonshelfError(f"Cannot read the root metadata {args.root}: {exc.strerror}.",
-                                   "pass the repository's 1.root.json, obtained out of band.") from None
-        config = agent.init(args.repository, root, domain=args.domain, http_port=args.http_port,
-                            namespace=args.namespace, force=args.force)
+            raise CommonshelfError(
+                f"Cannot read the root metadata {args.root}: {exc.strerror}.",
+                "pass the repository's 1.root.json, obtained out of band.",
+            ) from None
+        config = agent.init(
+            args.repository,
+            root,
+            domain=args.domain,
+            http_port=args.http_port,
+            namespace=args.namespace,
+            force=args.force,
+        )
         if args.json:
             console.print_json(asdict(config))
         else:
-            console.out.print(f"Subscribed to {config.repository}; proxy on port {config.http_port}.")
+            console.out.print(
+                f"Subscribed to {config.repository}; proxy on port {config.http_port}."
+            )
     elif args.command == "apps":
         _apps(agent, args.json)
     elif args.command == "install":

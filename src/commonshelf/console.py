@@ -37,10 +37,20 @@ def stage_table(stages: list[Any], title: str = "Pipeline") -> None:
 
     table = Table("recipe", "stage", "result", "time", "summary", title=title)
     for s in stages:
-        result = ("[green]skipped (unchanged)[/green]" if s.skipped
-                  else "[green]passed[/green]" if s.passed else "[red]FAILED[/red]")
-        table.add_row(s.recipe, s.stage, result, f"{s.seconds:.1f}s",
-                      s.summary.splitlines()[0] if s.summary else "")
+        result = (
+            "[green]skipped (unchanged)[/green]"
+            if s.skipped
+            else "[green]passed[/green]"
+            if s.passed
+            else "[red]FAILED[/red]"
+        )
+        table.add_row(
+            s.recipe,
+            s.stage,
+            result,
+            f"{s.seconds:.1f}s",
+            s.summary.splitlines()[0] if s.summary else "",
+        )
     out.print(table)
     for s in stages:
         if not s.passed and "\n" in s.summary:

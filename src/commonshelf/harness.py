@@ -10,6 +10,7 @@ removed at the end, and leftovers of dead runs are removed at the start.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -28,11 +29,11 @@ import requests
 
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 
-from testcontainers.core.container import DockerContainer  # noqa: E402
-from testcontainers.core.network import Network  # noqa: E402
+from testcontainers.core.container import DockerContainer
+from testcontainers.core.network import Network
 
-from .errors import CommonshelfError  # noqa: E402
-from .recipe import Recipe, load_recipe  # noqa: E402
+from .errors import CommonshelfError
+from .recipe import Recipe, load_recipe
 
 LABEL_RUN = "dev.commonshelf.test-run"
 LABEL_PID = "dev.commonshelf.test-pid"
@@ -66,8 +67,11 @@ def engine_healthcheck(spec: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(test, str):
         test = ["CMD-SHELL", test]
     result: dict[str, Any] = {"test": list(test)}
-    for key, api in (("interval", "interval"), ("timeout", "timeout"),
-                     ("start_period", "start_period")):
+    for key, api in (
+        ("interval", "interval"),
+        ("timeout", "timeout"),
+        ("start_period", "start_period"),
+    ):
         if key in spec:
             result[api] = duration_ns(spec[key])
     if "retries" in spec:
@@ -79,7 +83,8 @@ def _environment(spec: Any) -> dict[str, str]:
     if isinstance(spec, dict):
         return {str(k): "" if v is None else str(v) for k, v in spec.items()}
     if isinstance(spec, list):
-        return dict(str(item).split("=", 1) if "=" in str(item) else (str(item), "") for item in spec)
+        pairs = (str(item).partition("=") for item in spec)
+        return {key: value for key, _, value in pairs}
     return {}
 
 
@@ -92,7 +97,9 @@ def _named_volumes(spec: Any) -> list[tuple[str, str]]:
             target = rest.split(":", 1)[0]
             if target and not source.startswith(("/", ".")):
                 mounts.append((source, target))
-        elif isinstance(item, dict) and item.get("type", "volume") == "volume" and item.get("source"):
+        elif (
+            isinstance(item, dict) and item.get("type", "volume") == "volume" and item.get("source")
+        ):
             mounts.append((str(item["source"]), str(item["target"])))
     return mounts
 
@@ -133,8 +140,7 @@ class RunningStack:
         kwargs.setdefault("timeout", 10)
         return requests.get(self.url(path), **kwargs)
 
-    def exec(self, command: str | list[str], service: str | None = None,
-             user: str = "") -> str:
+    def exec(self, command: str | list[str], service: str | None = None, user: str = "") -> str:
         """Run a command in a service; raise with its output when it fails."""
         target = self.services[service or self.recipe.main.service].docker_container
         argv = ["sh", "-c", command] if isinstance(command, str) else command
@@ -173,9 +179,7 @@ class RunningStack:
                 report = "; ".join(
                     f"{n} ({states[n]}): {self.logs(n, 10).strip()[-800:]}" for n in waiting
                 )
-                raise AssertionError(
-                    f"{self.recipe.name}: not healthy within {limit}s: {report}"
-                )
+                raise AssertionError(f"{self.recipe.name}: not healthy within {limit}s: {report}")
             time.sleep(0.5)
         self._port = int(self.main.container.get_exposed_port(self.recipe.main.port))
 
@@ -188,21 +192,18 @@ class RunningStack:
 
     def stop(self) -> None:
         for running in self.services.values():
-            try:
+            with contextlib.suppress(docker.errors.NotFound):
                 running.container.stop(force=True, delete_volume=True)
-            except docker.errors.NotFound:
-                pass
         for volume in self.volumes.values():
-            try:
+            with contextlib.suppress(docker.errors.NotFound):
                 self.client.volumes.get(volume).remove(force=True)
-            except docker.errors.NotFound:
-                pass
         if self.network is not None:
             self.network.remove()
 
 
-def start_stack(recipe: Recipe, images: Mapping[str, str],
-                client: docker.DockerClient) -> RunningStack:
+def start_stack(
+    recipe: Recipe, images: Mapping[str, str], client: docker.DockerClient
+) -> RunningStack:
     """Start every service of the recipe's compose file; the caller must `stop()` it."""
     compose = recipe.compose()
     labels = run_labels()
@@ -212,8 +213,10 @@ def start_stack(recipe: Recipe, images: Mapping[str, str],
         for name, spec in compose["services"].items():
             image = images.get(name) or spec.get("image")
             if not image:
-                raise CommonshelfError(f"{recipe.compose_path}: service '{name}' has no image.",
-                                       "build it (recipe.yml services) or pin an image.")
+                raise CommonshelfError(
+                    f"{recipe.compose_path}: service '{name}' has no image.",
+                    "build it (recipe.yml services) or pin an image.",
+                )
             container = DockerContainer(str(image), network=network, network_aliases=[name])
             for key, value in _environment(spec.get("environment")).items():
                 container.with_env(key, value)
@@ -325,14 +328,16 @@ def recipe_images(request: pytest.FixtureRequest, recipe: Recipe) -> dict[str, s
     client = _client(request.config)
     settings = Settings.load()
     base = ensure_base_image(client, settings)
-    built = build_recipe(client, recipe, base.tag, revision=revision(settings.root),
-                         source=source_url(settings.root))
+    built = build_recipe(
+        client, recipe, base.tag, revision=revision(settings.root), source=source_url(settings.root)
+    )
     return {service: image.ref for service, image in built.items()}
 
 
 @pytest.fixture(scope="module")
-def app(request: pytest.FixtureRequest, recipe: Recipe,
-        recipe_images: dict[str, str]) -> Iterator[RunningStack]:
+def app(
+    request: pytest.FixtureRequest, recipe: Recipe, recipe_images: dict[str, str]
+) -> Iterator[RunningStack]:
     """The recipe's whole stack, healthy, for the tests of one module."""
     stack = start_stack(recipe, recipe_images, _client(request.config))
     try:
@@ -361,12 +366,15 @@ class TestRun:
 
     @property
     def summary(self) -> str:
-        return (f"{self.passed} passed, {self.failed} failed, {self.errors} errors, "
-                f"{self.skipped} skipped in {self.seconds:.1f}s")
+        return (
+            f"{self.passed} passed, {self.failed} failed, {self.errors} errors, "
+            f"{self.skipped} skipped in {self.seconds:.1f}s"
+        )
 
 
-def run_recipe_tests(recipe: Recipe, images: Mapping[str, str], work_dir: Path,
-                     capture: bool = True) -> TestRun:
+def run_recipe_tests(
+    recipe: Recipe, images: Mapping[str, str], work_dir: Path, capture: bool = True
+) -> TestRun:
     """Run `recipes/<app>/tests` with pytest in a child process against the given images."""
     import subprocess
     import sys
@@ -378,11 +386,23 @@ def run_recipe_tests(recipe: Recipe, images: Mapping[str, str], work_dir: Path,
     report = work_dir.resolve() / f"{recipe.name}-junit.xml"
     report.unlink(missing_ok=True)
     env = dict(os.environ, **{ENV_RECIPE: str(recipe.path), ENV_IMAGES: json.dumps(dict(images))})
-    argv = [sys.executable, "-m", "pytest", str(recipe.tests_dir), "-p", "no:cacheprovider",
-            f"--junitxml={report}", f"--rootdir={recipe.path}", "-c", os.devnull, "-q"]
+    argv = [
+        sys.executable,
+        "-m",
+        "pytest",
+        str(recipe.tests_dir),
+        "-p",
+        "no:cacheprovider",
+        f"--junitxml={report}",
+        f"--rootdir={recipe.path}",
+        "-c",
+        os.devnull,
+        "-q",
+    ]
     started = time.monotonic()
-    done = subprocess.run(argv, env=env, cwd=recipe.path, capture_output=capture, text=True,
-                          check=False)
+    done = subprocess.run(
+        argv, env=env, cwd=recipe.path, capture_output=capture, text=True, check=False
+    )
     seconds = time.monotonic() - started
     output = (done.stdout or "") + (done.stderr or "")
     try:

@@ -113,19 +113,28 @@ def ensure_base_image(
         try:
             imported = subprocess.run(
                 [
-                    "docker", "import",
-                    "--change", 'CMD ["/bin/bash"]',
-                    "--change", f"LABEL {LABEL_PREFIX}.base={tag}",
-                    "-", tag,
+                    "docker",
+                    "import",
+                    "--change",
+                    'CMD ["/bin/bash"]',
+                    "--change",
+                    f"LABEL {LABEL_PREFIX}.base={tag}",
+                    "-",
+                    tag,
                 ],
-                stdin=tar.stdout, capture_output=True, text=True, check=False,
+                stdin=tar.stdout,
+                capture_output=True,
+                text=True,
+                check=False,
             )
         finally:
             tar.stdout.close()
             tar.wait()
         if imported.returncode != 0 or tar.returncode != 0:
-            raise BuildError(f"docker import of the base image failed: {imported.stderr.strip()}",
-                             "check that the Docker engine has disk space.")
+            raise BuildError(
+                f"docker import of the base image failed: {imported.stderr.strip()}",
+                "check that the Docker engine has disk space.",
+            )
     return BaseImage(tag=tag, built=True)
 
 
@@ -227,8 +236,13 @@ class PlatformImage:
 
 
 def build_platform(
-    client: docker.DockerClient, settings: Settings, name: str, base_tag: str, *,
-    revision: str, source: str,
+    client: docker.DockerClient,
+    settings: Settings,
+    name: str,
+    base_tag: str,
+    *,
+    revision: str,
+    source: str,
 ) -> PlatformImage:
     folder = settings.shared_dir / name
     version = content_hash(folder, base_tag)[:12]
@@ -250,8 +264,9 @@ def build_platform(
     return PlatformImage(name=name, version=version, ref=ref, built=fresh)
 
 
-def push(client: docker.DockerClient, local_ref: str, registry: str, repository: str,
-         tag: str) -> str:
+def push(
+    client: docker.DockerClient, local_ref: str, registry: str, repository: str, tag: str
+) -> str:
     """Push a local image to the registry and return its manifest digest ('sha256:…')."""
     remote = f"{registry}/{repository}"
     try:
@@ -272,6 +287,8 @@ def push(client: docker.DockerClient, local_ref: str, registry: str, repository:
             f"check that the registry {registry} runs.",
         ) from exc
     if not digest.startswith("sha256:"):
-        raise ReleaseError(f"Registry {registry} returned no digest for {remote}:{tag}.",
-                           "check the registry's log.")
+        raise ReleaseError(
+            f"Registry {registry} returned no digest for {remote}:{tag}.",
+            "check the registry's log.",
+        )
     return digest

@@ -27,16 +27,36 @@ class Rule:
 RULES = {
     rule.id: rule
     for rule in (
-        Rule("R001", "error", "recipe.yml and compose.yml load and match the schema",
-             "fix the field named in the message; see shared/schemas/recipe.schema.json."),
-        Rule("R002", "error", "compose.yml renders with `docker stack config`",
-             "fix the compose error named in the message (Compose file format 3.8)."),
-        Rule("R003", "error", "every service has a healthcheck",
-             "add a `healthcheck:` (e.g. `test: [CMD, http-health, PORT, PATH]`)."),
-        Rule("R004", "error", "updates roll back on failure",
-             "set `deploy.update_config.failure_action: rollback` on every service."),
-        Rule("R005", "error", "apps publish no host ports (the installation's proxy does)",
-             "remove `ports:`; the proxy routes APP.DOMAIN to `main.port`."),
+        Rule(
+            "R001",
+            "error",
+            "recipe.yml and compose.yml load and match the schema",
+            "fix the field named in the message; see shared/schemas/recipe.schema.json.",
+        ),
+        Rule(
+            "R002",
+            "error",
+            "compose.yml renders with `docker stack config`",
+            "fix the compose error named in the message (Compose file format 3.8).",
+        ),
+        Rule(
+            "R003",
+            "error",
+            "every service has a healthcheck",
+            "add a `healthcheck:` (e.g. `test: [CMD, http-health, PORT, PATH]`).",
+        ),
+        Rule(
+            "R004",
+            "error",
+            "updates roll back on failure",
+            "set `deploy.update_config.failure_action: rollback` on every service.",
+        ),
+        Rule(
+            "R005",
+            "error",
+            "apps publish no host ports (the installation's proxy does)",
+            "remove `ports:`; the proxy routes APP.DOMAIN to `main.port`.",
+        ),
     )
 }
 
@@ -70,26 +90,48 @@ def lint_recipe(folder: Path, docker_check: bool = True) -> list[Finding]:
     for service, spec in compose["services"].items():
         spec = spec or {}
         if not (spec.get("healthcheck") or {}).get("test"):
-            findings.append(_finding("R003", name, recipe.compose_path,
-                                     f"service '{service}' has no healthcheck"))
-        update = ((spec.get("deploy") or {}).get("update_config") or {})
+            findings.append(
+                _finding(
+                    "R003", name, recipe.compose_path, f"service '{service}' has no healthcheck"
+                )
+            )
+        update = (spec.get("deploy") or {}).get("update_config") or {}
         if update.get("failure_action") != "rollback":
-            findings.append(_finding("R004", name, recipe.compose_path,
-                                     f"service '{service}' does not roll back failed updates"))
+            findings.append(
+                _finding(
+                    "R004",
+                    name,
+                    recipe.compose_path,
+                    f"service '{service}' does not roll back failed updates",
+                )
+            )
         if spec.get("ports"):
-            findings.append(_finding("R005", name, recipe.compose_path,
-                                     f"service '{service}' publishes ports"))
+            findings.append(
+                _finding("R005", name, recipe.compose_path, f"service '{service}' publishes ports")
+            )
     if docker_check and shutil.which("docker"):
-        done = subprocess.run(["docker", "stack", "config", "-c", str(recipe.compose_path)],
-                              capture_output=True, text=True, check=False)
+        done = subprocess.run(
+            ["docker", "stack", "config", "-c", str(recipe.compose_path)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if done.returncode != 0:
-            findings.append(_finding("R002", name, recipe.compose_path,
-                                     done.stderr.strip().splitlines()[-1] if done.stderr.strip()
-                                     else "docker stack config failed"))
+            findings.append(
+                _finding(
+                    "R002",
+                    name,
+                    recipe.compose_path,
+                    done.stderr.strip().splitlines()[-1]
+                    if done.stderr.strip()
+                    else "docker stack config failed",
+                )
+            )
     return findings
 
 
-def lint_shelf(recipes_dir: Path, names: list[str] | None = None,
-               docker_check: bool = True) -> list[Finding]:
+def lint_shelf(
+    recipes_dir: Path, names: list[str] | None = None, docker_check: bool = True
+) -> list[Finding]:
     folders = [recipes_dir / n for n in names] if names else discover(recipes_dir)
     return [f for folder in folders for f in lint_recipe(folder, docker_check)]

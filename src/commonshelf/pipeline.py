@@ -68,8 +68,16 @@ class Shelf:
             started = time.monotonic()
             base = images.ensure_base_image(self.client, self.settings, say=self.say)
             self._base = base.tag
-            self.results.append(StageResult("(base image)", "build", True, not base.built,
-                                            base.tag, time.monotonic() - started))
+            self.results.append(
+                StageResult(
+                    "(base image)",
+                    "build",
+                    True,
+                    not base.built,
+                    base.tag,
+                    time.monotonic() - started,
+                )
+            )
         return self._base
 
     @property
@@ -81,17 +89,21 @@ class Shelf:
             return [load_recipe(self.settings.recipes_dir / name) for name in names]
         found = discover(self.settings.recipes_dir)
         if not found:
-            raise RecipeError(f"No recipes under {self.settings.recipes_dir}.",
-                              "create one with `invoke new APP`.")
+            raise RecipeError(
+                f"No recipes under {self.settings.recipes_dir}.",
+                "create one with `invoke new APP`.",
+            )
         return [load_recipe(path) for path in found]
 
     def _evidence(self, recipe: Recipe) -> Evidence:
         return self.evidence.load(recipe.name, recipe.version, recipe.content_hash())
 
-    def _record(self, recipe: Recipe, stage: str, passed: bool, skipped: bool, summary: str,
-                started: float) -> StageResult:
-        result = StageResult(recipe.name, stage, passed, skipped, summary,
-                             time.monotonic() - started)
+    def _record(
+        self, recipe: Recipe, stage: str, passed: bool, skipped: bool, summary: str, started: float
+    ) -> StageResult:
+        result = StageResult(
+            recipe.name, stage, passed, skipped, summary, time.monotonic() - started
+        )
         self.results.append(result)
         return result
 
@@ -99,20 +111,36 @@ class Shelf:
 
     def build(self, recipe: Recipe) -> StageResult:
         started = time.monotonic()
-        built = images.build_recipe(self.client, recipe, self.base_tag,
-                                    revision=vcs.revision(self.settings.root),
-                                    source=vcs.source_url(self.settings.root), say=self.say)
+        built = images.build_recipe(
+            self.client,
+            recipe,
+            self.base_tag,
+            revision=vcs.revision(self.settings.root),
+            source=vcs.source_url(self.settings.root),
+            say=self.say,
+        )
         evidence = self._evidence(recipe)
         previous = evidence.gates.get("build", {}).get("images", {})
         now = {s: {"ref": b.ref, "id": b.image_id} for s, b in built.items()}
         fresh = any(b.built for b in built.values())
         if previous != now:  # other images than the tested ones: earlier gates no longer hold
             evidence.gates.clear()
-        evidence.record("build", True, f"{len(built)} image(s) on {self.base_tag}",
-                        images=now, base_image=self.base_tag)
+        evidence.record(
+            "build",
+            True,
+            f"{len(built)} image(s) on {self.base_tag}",
+            images=now,
+            base_image=self.base_tag,
+        )
         self.evidence.save(evidence)
-        return self._record(recipe, "build", True, not fresh,
-                            ", ".join(b.image_id[7:19] for b in built.values()), started)
+        return self._record(
+            recipe,
+            "build",
+            True,
+            not fresh,
+            ", ".join(b.image_id[7:19] for b in built.values()),
+            started,
+        )
 
     def _images(self, recipe: Recipe) -> dict[str, str]:
         """The recipe's images, built (or found) once per shelf run."""
@@ -129,17 +157,24 @@ class Shelf:
         if done and done.get("passed") and not force:
             return self._record(recipe, "test", True, True, done["summary"], started)
         run = run_recipe_tests(recipe, images_, self.settings.build_dir / "tests", capture=capture)
-        evidence.record("test", run.ok, run.summary, tests_passed=run.passed,
-                        tests_failed=run.failed + run.errors, tests_skipped=run.skipped,
-                        seconds=round(run.seconds, 1))
+        evidence.record(
+            "test",
+            run.ok,
+            run.summary,
+            tests_passed=run.passed,
+            tests_failed=run.failed + run.errors,
+            tests_skipped=run.skipped,
+            seconds=round(run.seconds, 1),
+        )
         self.evidence.save(evidence)
         result = self._record(recipe, "test", run.ok, False, run.summary, started)
         if not run.ok and capture:
             result.summary += "\n" + run.output[-3000:]
         return result
 
-    def scan(self, recipe: Recipe, force: bool = False,
-             trivy_cache: Path | None = None) -> StageResult:
+    def scan(
+        self, recipe: Recipe, force: bool = False, trivy_cache: Path | None = None
+    ) -> StageResult:
         """trivy over every image of the recipe; `trivy_cache` picks another vulnerability DB."""
         images_ = self._images(recipe)
         started = time.monotonic()
@@ -161,12 +196,21 @@ class Shelf:
             findings.extend({"service": service, **f} for f in report.to_dict()["findings"])
             sbom_path = self.settings.build_dir / "sbom" / f"{recipe.name}-{service}.cdx.json"
             sboms[service] = scan.sbom_image(ref, cache_dir=cache, out=sbom_path)
-        summary = (", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items()) if n)
-                   or "no findings")
+        summary = (
+            ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items()) if n) or "no findings"
+        )
         if not db.has_advisories:
             summary += " (vulnerability DB has no advisories offline)"
-        evidence.record("scan", passed, summary, counts=counts, fail_on=GATE_SEVERITY,
-                        vuln_db=db.describe(), sboms=sboms, findings=findings[:200])
+        evidence.record(
+            "scan",
+            passed,
+            summary,
+            counts=counts,
+            fail_on=GATE_SEVERITY,
+            vuln_db=db.describe(),
+            sboms=sboms,
+            findings=findings[:200],
+        )
         self.evidence.save(evidence)
         return self._record(recipe, "scan", passed, False, summary, started)
 
@@ -191,9 +235,21 @@ def ensure_catalogue_server(settings: Settings, say: Say = _quiet) -> str:
         return url
     environment.stop_daemon(settings, name)
     say(f"Serving {settings.public_dir} at {url}")
-    environment.spawn_daemon(settings, name, [
-        sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "--directory",
-        str(settings.public_dir), str(settings.catalogue_port)], note=note)
+    environment.spawn_daemon(
+        settings,
+        name,
+        [
+            sys.executable,
+            "-m",
+            "http.server",
+            "--bind",
+            "127.0.0.1",
+            "--directory",
+            str(settings.public_dir),
+            str(settings.catalogue_port),
+        ],
+        note=note,
+    )
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         try:
@@ -201,14 +257,22 @@ def ensure_catalogue_server(settings: Settings, say: Say = _quiet) -> str:
                 return url
         except OSError:
             time.sleep(0.2)
-    raise CommonshelfError(f"The catalogue server on {url} did not start.",
-                           f"another process may hold port {settings.catalogue_port} "
-                           "(set COMMONSHELF_CATALOGUE_PORT).")
+    raise CommonshelfError(
+        f"The catalogue server on {url} did not start.",
+        f"another process may hold port {settings.catalogue_port} "
+        "(set COMMONSHELF_CATALOGUE_PORT).",
+    )
 
 
-def demo_installation(settings: Settings, client: docker.DockerClient, apps: list[str],
-                      say: Say = _quiet, home: Path | None = None,
-                      http_port: int = 80, namespace: str = "") -> list[str]:
+def demo_installation(
+    settings: Settings,
+    client: docker.DockerClient,
+    apps: list[str],
+    say: Say = _quiet,
+    home: Path | None = None,
+    http_port: int = 80,
+    namespace: str = "",
+) -> list[str]:
     """Subscribe a local installation to the published catalogue and install `apps`. URLs out."""
     url = ensure_catalogue_server(settings, say)
     agent = Agent(home or settings.state_dir / "agent", client)
@@ -257,8 +321,12 @@ def vet(shelf: Shelf, recipes: list[Recipe]) -> bool:
     return ok
 
 
-def run_pipeline(settings: Settings, names: list[str] | None = None, say: Say = _quiet,
-                 install: DemoInstallation | None = DemoInstallation()) -> PipelineReport:
+def run_pipeline(
+    settings: Settings,
+    names: list[str] | None = None,
+    say: Say = _quiet,
+    install: DemoInstallation | None = DemoInstallation(),
+) -> PipelineReport:
     """Every recipe through build, test and scan; release what passed; install it locally."""
     started = time.monotonic()
     shelf = Shelf(settings, say)
@@ -266,10 +334,26 @@ def run_pipeline(settings: Settings, names: list[str] | None = None, say: Say = 
     vet(shelf, recipes)
     outcome = shelf.release(recipes)
     urls: list[str] = []
-    released = [r.name for r in recipes if r.name in {a for a, _ in outcome.released}
-                or r.name in {a for a, _ in outcome.unchanged}]
+    released = [
+        r.name
+        for r in recipes
+        if r.name in {a for a, _ in outcome.released} or r.name in {a for a, _ in outcome.unchanged}
+    ]
     if install is not None and released:
-        urls = demo_installation(settings, shelf.client, released, say, home=install.home,
-                                 http_port=install.http_port, namespace=install.namespace)
-    return PipelineReport(shelf.results, outcome, settings.public_dir, settings.catalogue_url,
-                          urls, time.monotonic() - started)
+        urls = demo_installation(
+            settings,
+            shelf.client,
+            released,
+            say,
+            home=install.home,
+            http_port=install.http_port,
+            namespace=install.namespace,
+        )
+    return PipelineReport(
+        shelf.results,
+        outcome,
+        settings.public_dir,
+        settings.catalogue_url,
+        urls,
+        time.monotonic() - started,
+    )

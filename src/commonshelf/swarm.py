@@ -24,13 +24,25 @@ IN_PROGRESS = frozenset({"updating", "rollback_started", "paused", "rollback_pau
 
 
 def deploy(stack: str, compose_file: Path) -> None:
-    argv = ["docker", "stack", "deploy", "--prune", "--resolve-image", "never",
-            "--detach=true", "-c", str(compose_file), stack]
+    argv = [
+        "docker",
+        "stack",
+        "deploy",
+        "--prune",
+        "--resolve-image",
+        "never",
+        "--detach=true",
+        "-c",
+        str(compose_file),
+        stack,
+    ]
     done = subprocess.run(argv, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         tail = " | ".join(done.stderr.strip().splitlines()[-3:])
-        raise DeployError(f"`docker stack deploy {stack}` failed: {tail}",
-                          f"check the rendered stack in {compose_file}.")
+        raise DeployError(
+            f"`docker stack deploy {stack}` failed: {tail}",
+            f"check the rendered stack in {compose_file}.",
+        )
 
 
 def remove(stack: str) -> None:
@@ -73,8 +85,9 @@ def service_state(service: Any) -> ServiceState:
     return ServiceState(spec["Name"], image, desired, running, update)
 
 
-def wait_converged(client: docker.DockerClient, stack: str, expected: dict[str, str],
-                   timeout: float) -> list[ServiceState]:
+def wait_converged(
+    client: docker.DockerClient, stack: str, expected: dict[str, str], timeout: float
+) -> list[ServiceState]:
     """Wait until every service runs its expected image, healthy; raise if Swarm rolls back.
 
     `expected` maps full service names (`stack_service`) to the image each must run.
@@ -87,9 +100,11 @@ def wait_converged(client: docker.DockerClient, stack: str, expected: dict[str, 
         states = [service_state(services[name]) for name in sorted(expected) if name in services]
         # A rollback restores the previous spec, so its image differs from the expected one;
         # a stale status from an earlier update still shows the new spec's image.
-        settled = [s for s in states
-                   if s.update in ("rollback_completed", "rollback_paused")
-                   and s.image != expected[s.name]]
+        settled = [
+            s
+            for s in states
+            if s.update in ("rollback_completed", "rollback_paused") and s.image != expected[s.name]
+        ]
         if settled:
             names = ", ".join(s.name for s in settled)
             raise DeployError(
@@ -103,10 +118,16 @@ def wait_converged(client: docker.DockerClient, stack: str, expected: dict[str, 
         ):
             return states
         time.sleep(1)
-    waiting = ", ".join(f"{s.name} ({s.running}/{s.desired} running, update '{s.update}')"
-                        for s in states) or "no services"
-    raise DeployError(f"Stack {stack} did not become healthy within {int(timeout)} s: {waiting}.",
-                      f"see `docker stack ps {stack}` for the failing tasks.")
+    waiting = (
+        ", ".join(
+            f"{s.name} ({s.running}/{s.desired} running, update '{s.update}')" for s in states
+        )
+        or "no services"
+    )
+    raise DeployError(
+        f"Stack {stack} did not become healthy within {int(timeout)} s: {waiting}.",
+        f"see `docker stack ps {stack}` for the failing tasks.",
+    )
 
 
 def ensure_network(client: docker.DockerClient, name: str) -> None:
@@ -114,13 +135,17 @@ def ensure_network(client: docker.DockerClient, name: str) -> None:
     if client.networks.list(names=[name]):
         return
     try:
-        client.networks.create(name, driver="overlay", attachable=True,
-                               labels={"dev.commonshelf.network": "apps"})
+        client.networks.create(
+            name, driver="overlay", attachable=True, labels={"dev.commonshelf.network": "apps"}
+        )
     except docker.errors.APIError as exc:
-        raise DeployError(f"Cannot create the overlay network {name}: {exc.explanation}",
-                          "check that this engine is a Swarm manager (`docker info`).") from exc
+        raise DeployError(
+            f"Cannot create the overlay network {name}: {exc.explanation}",
+            "check that this engine is a Swarm manager (`docker info`).",
+        ) from exc
 
 
 def task_containers(client: docker.DockerClient, service: str) -> list[Any]:
-    return list(client.containers.list(
-        filters={"label": f"com.docker.swarm.service.name={service}"}))
+    return list(
+        client.containers.list(filters={"label": f"com.docker.swarm.service.name={service}"})
+    )

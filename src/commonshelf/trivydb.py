@@ -90,16 +90,16 @@ class _Writer:
         page_id = self.next_id
         self.next_id += span
         header = PAGE_HEADER.pack(page_id, LEAF, len(items), span - 1)
-        self.pages[page_id] = (header + bytes(elements) + bytes(body)).ljust(span * PAGE_SIZE,
-                                                                               b"\0")
+        self.pages[page_id] = (header + bytes(elements) + bytes(body)).ljust(
+            span * PAGE_SIZE, b"\0"
+        )
         return page_id
 
     def file(self, root: Bucket) -> bytes:
         root_page = self.bucket(root)
         out = bytearray()
         for txid in (0, 1):
-            meta = META_BODY.pack(MAGIC, VERSION, PAGE_SIZE, 0, root_page, 0, 2, self.next_id,
-                                  txid)
+            meta = META_BODY.pack(MAGIC, VERSION, PAGE_SIZE, 0, root_page, 0, 2, self.next_id, txid)
             page = PAGE_HEADER.pack(txid, META, 0, 0) + meta + struct.pack("<Q", _fnv1a64(meta))
             out += page.ljust(PAGE_SIZE, b"\0")
         out += PAGE_HEADER.pack(2, FREELIST, 0, 0).ljust(PAGE_SIZE, b"\0")
@@ -123,23 +123,32 @@ def build_buckets(advisories: Iterable[Advisory], platform: str = "debian 12") -
         package = packages.setdefault(adv.source_package.encode(), {})
         assert isinstance(package, dict)
         package[adv.vulnerability_id.encode()] = _json({"FixedVersion": adv.fixed_version})
-        vulnerabilities[adv.vulnerability_id.encode()] = _json({
-            "Title": adv.title or adv.vulnerability_id,
-            "Description": adv.title or adv.vulnerability_id,
-            "Severity": severity,
-            "VendorSeverity": {source: SEVERITY_LEVELS[severity]},
-        })
+        vulnerabilities[adv.vulnerability_id.encode()] = _json(
+            {
+                "Title": adv.title or adv.vulnerability_id,
+                "Description": adv.title or adv.vulnerability_id,
+                "Severity": severity,
+                "VendorSeverity": {source: SEVERITY_LEVELS[severity]},
+            }
+        )
     return {
         platform.encode(): packages,
         b"vulnerability": vulnerabilities,
-        b"data-source": {platform.encode(): _json({
-            "ID": source, "Name": "Debian Security Tracker",
-            "URL": "https://salsa.debian.org/security-tracker-team/security-tracker"})},
+        b"data-source": {
+            platform.encode(): _json(
+                {
+                    "ID": source,
+                    "Name": "Debian Security Tracker",
+                    "URL": "https://salsa.debian.org/security-tracker-team/security-tracker",
+                }
+            )
+        },
     }
 
 
-def write_trivy_db(cache_dir: Path, advisories: Iterable[Advisory] = (), *,
-                   platform: str = "debian 12") -> Path:
+def write_trivy_db(
+    cache_dir: Path, advisories: Iterable[Advisory] = (), *, platform: str = "debian 12"
+) -> Path:
     """Write `cache_dir/db/trivy.db` and `metadata.json` (atomically); return the DB path."""
     db_dir = cache_dir / "db"
     advisories = list(advisories)

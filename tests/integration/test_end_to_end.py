@@ -55,8 +55,9 @@ def _wait_for_page(port: int, host: str, text: str, timeout: float = 60) -> requ
 @pytest.fixture
 def installation(tmp_path: Path, docker_client: docker.DockerClient) -> Iterator[DemoInstallation]:
     """A private installation (own namespace, proxy port, home); removed afterwards, data too."""
-    demo = DemoInstallation(home=tmp_path / "agent", http_port=free_port(),
-                            namespace=f"cst{uuid.uuid4().hex[:6]}-")
+    demo = DemoInstallation(
+        home=tmp_path / "agent", http_port=free_port(), namespace=f"cst{uuid.uuid4().hex[:6]}-"
+    )
     yield demo
     stacks = [f"{demo.namespace}{APP}", f"{demo.namespace}commonshelf"]
     for stack in stacks:
@@ -80,7 +81,9 @@ def installation(tmp_path: Path, docker_client: docker.DockerClient) -> Iterator
 
 
 def test_recipe_to_signed_catalogue_to_running_app(
-    workspace: Settings, installation: DemoInstallation, docker_client: docker.DockerClient,
+    workspace: Settings,
+    installation: DemoInstallation,
+    docker_client: docker.DockerClient,
     tmp_path: Path,
 ) -> None:
     # --- first run: everything is built, tested, scanned, released and installed
@@ -121,7 +124,9 @@ def test_recipe_to_signed_catalogue_to_running_app(
     assert digest.startswith("sha256:") and repository.startswith(workspace.registry)
     manifest = requests.head(
         f"http://{workspace.registry}/v2/{repository.split('/', 1)[1]}/manifests/{digest}",
-        headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"}, timeout=10)
+        headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
+        timeout=10,
+    )
     assert manifest.status_code == 200
     assert entry["tests"]["tests_passed"] >= 5 and entry["scan"]["counts"].get("CRITICAL", 0) == 0
     assert "1.0.0+1.22.1" in workspace.releases_path.read_text()
@@ -136,8 +141,9 @@ def test_recipe_to_signed_catalogue_to_running_app(
     # --- second run: base image, build, tests, scan and release are all skipped
     again = run_pipeline(workspace, install=installation)
     assert again.passed
-    assert all(s.skipped for s in again.stages), [(s.recipe, s.stage) for s in again.stages
-                                                   if not s.skipped]
+    assert all(s.skipped for s in again.stages), [
+        (s.recipe, s.stage) for s in again.stages if not s.skipped
+    ]
     assert again.release.released == [] and again.release.unchanged == [(APP, "1.0.0+1.22.1")]
 
     # --- a catalogue changed after signing is refused; the running app is untouched
@@ -152,16 +158,28 @@ def test_recipe_to_signed_catalogue_to_running_app(
     assert service.attrs["Version"]["Index"] == version_before
     assert _get(installation.http_port, f"{APP}.localhost").status_code == 200
     assert json.loads((installation.home / "apps" / f"{APP}.json").read_text())["version"] == (
-        "1.0.0+1.22.1")
+        "1.0.0+1.22.1"
+    )
 
 
 def test_critical_vulnerability_keeps_a_version_out_of_the_catalogue(
-    workspace: Settings, tmp_path: Path,
+    workspace: Settings,
+    tmp_path: Path,
 ) -> None:
     """The scan gate with a fixture DB in which the image's nginx has a CRITICAL advisory."""
     cache = tmp_path / "trivy"
-    write_trivy_db(cache, [Advisory("nginx", "CVE-2099-0001", "99.0.0-1", "CRITICAL",
-                                    "fixture: remote code execution in nginx")])
+    write_trivy_db(
+        cache,
+        [
+            Advisory(
+                "nginx",
+                "CVE-2099-0001",
+                "99.0.0-1",
+                "CRITICAL",
+                "fixture: remote code execution in nginx",
+            )
+        ],
+    )
     shelf = Shelf(workspace)
     [recipe] = shelf.recipes([APP])
     assert shelf.build(recipe).passed

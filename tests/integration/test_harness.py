@@ -14,9 +14,9 @@ from commonshelf.recipe import load_recipe
 from commonshelf.settings import Settings
 
 
-def test_recipe_tests_pass_and_are_counted(settings: Settings, recipe_image: str,
-                                           tmp_path: Path,
-                                           docker_client: docker.DockerClient) -> None:
+def test_recipe_tests_pass_and_are_counted(
+    settings: Settings, recipe_image: str, tmp_path: Path, docker_client: docker.DockerClient
+) -> None:
     recipe = load_recipe(settings.recipes_dir / "custom-html")
     run = run_recipe_tests(recipe, {"app": recipe_image}, tmp_path)
     assert run.ok, run.output
@@ -25,9 +25,9 @@ def test_recipe_tests_pass_and_are_counted(settings: Settings, recipe_image: str
     assert not docker_client.containers.list(all=True, filters={"label": LABEL_RUN})
 
 
-def test_unhealthy_stack_fails_with_the_container_logs(settings: Settings, recipe_image: str,
-                                                       tmp_path: Path,
-                                                       docker_client: docker.DockerClient) -> None:
+def test_unhealthy_stack_fails_with_the_container_logs(
+    settings: Settings, recipe_image: str, tmp_path: Path, docker_client: docker.DockerClient
+) -> None:
     shutil.copytree(settings.recipes_dir, tmp_path / "recipes")
     shutil.copytree(settings.shared_dir, tmp_path / "shared")
     folder = tmp_path / "recipes" / "custom-html"

@@ -16,10 +16,17 @@ def test_empty_offline_db_passes_and_says_so(recipe_image: str, tmp_path: Path) 
     assert report.trivy_version
 
 
-def test_critical_advisory_for_the_images_nginx_fails_the_gate(recipe_image: str,
-                                                              tmp_path: Path) -> None:
-    write_trivy_db(tmp_path, [Advisory("nginx", "CVE-2099-0001", "99.0.0-1", "CRITICAL",
-                                       "fixture: remote code execution")])
+def test_critical_advisory_for_the_images_nginx_fails_the_gate(
+    recipe_image: str, tmp_path: Path
+) -> None:
+    write_trivy_db(
+        tmp_path,
+        [
+            Advisory(
+                "nginx", "CVE-2099-0001", "99.0.0-1", "CRITICAL", "fixture: remote code execution"
+            )
+        ],
+    )
     report = scan.scan_image(recipe_image, cache_dir=tmp_path, fail_on="CRITICAL")
     assert not report.passed
     blocking = {(f.id, f.target.rsplit(": ", 1)[1]) for f in report.blocking}

@@ -45,21 +45,24 @@ def _root(public: Path) -> bytes:
     return (public / "metadata" / "1.root.json").read_bytes()
 
 
-def test_stock_updater_with_only_the_first_root(repo: tuple[str, Path, SigningKeys],
-                                                tmp_path: Path) -> None:
+def test_stock_updater_with_only_the_first_root(
+    repo: tuple[str, Path, SigningKeys], tmp_path: Path
+) -> None:
     url, public, _ = repo
     client = tmp_path / "client"
     client.mkdir()
-    updater = Updater(str(client), f"{url}/metadata/", str(client), f"{url}/targets/",
-                      bootstrap=_root(public))
+    updater = Updater(
+        str(client), f"{url}/metadata/", str(client), f"{url}/targets/", bootstrap=_root(public)
+    )
     updater.refresh()
     info = updater.get_targetinfo("catalog.json")
     assert info is not None
     assert Path(updater.download_target(info)).read_bytes() == b'{"v": 1}'
 
 
-def test_subscription_follows_new_publishes(repo: tuple[str, Path, SigningKeys],
-                                            tmp_path: Path) -> None:
+def test_subscription_follows_new_publishes(
+    repo: tuple[str, Path, SigningKeys], tmp_path: Path
+) -> None:
     url, public, keys = repo
     sub = Subscription.create(tmp_path / "home", url, _root(public))
     assert sub.fetch("catalog.json") == b'{"v": 1}'
@@ -68,7 +71,8 @@ def test_subscription_follows_new_publishes(repo: tuple[str, Path, SigningKeys],
 
 
 def test_changed_target_is_refused_and_the_last_good_copy_kept(
-    repo: tuple[str, Path, SigningKeys], tmp_path: Path,
+    repo: tuple[str, Path, SigningKeys],
+    tmp_path: Path,
 ) -> None:
     url, public, _ = repo
     home = tmp_path / "home"
@@ -80,8 +84,7 @@ def test_changed_target_is_refused_and_the_last_good_copy_kept(
     assert (home / "targets" / "catalog.json").read_bytes() == b'{"v": 1}'
 
 
-def test_expired_timestamp_is_refused(repo: tuple[str, Path, SigningKeys],
-                                      tmp_path: Path) -> None:
+def test_expired_timestamp_is_refused(repo: tuple[str, Path, SigningKeys], tmp_path: Path) -> None:
     url, public, keys = repo
     path = public / "metadata" / "timestamp.json"
     timestamp = Metadata[Timestamp].from_file(str(path))
@@ -90,12 +93,13 @@ def test_expired_timestamp_is_refused(repo: tuple[str, Path, SigningKeys],
     timestamp.sign(keys.signers["timestamp"])
     path.write_bytes(timestamp.to_bytes(JSONSerializer()))
     sub = Subscription.create(tmp_path / "home", url, _root(public))
-    with pytest.raises(TrustError, match="expired.*Fix: the publisher must run `invoke release`"):
+    with pytest.raises(TrustError, match=r"expired.*Fix: the publisher must run `invoke release`"):
         sub.fetch("catalog.json")
 
 
-def test_timestamp_signed_by_another_key_is_refused(repo: tuple[str, Path, SigningKeys],
-                                                    tmp_path: Path) -> None:
+def test_timestamp_signed_by_another_key_is_refused(
+    repo: tuple[str, Path, SigningKeys], tmp_path: Path
+) -> None:
     url, public, _ = repo
     intruder = load_or_create_keys(tmp_path / "intruder", env={})[0]
     path = public / "metadata" / "timestamp.json"
@@ -107,8 +111,7 @@ def test_timestamp_signed_by_another_key_is_refused(repo: tuple[str, Path, Signi
         Subscription.create(tmp_path / "home", url, _root(public)).refresh()
 
 
-def test_a_different_root_needs_force(repo: tuple[str, Path, SigningKeys],
-                                      tmp_path: Path) -> None:
+def test_a_different_root_needs_force(repo: tuple[str, Path, SigningKeys], tmp_path: Path) -> None:
     url, public, _ = repo
     Subscription.create(tmp_path / "home", url, _root(public))
     other = tmp_path / "other"
@@ -120,8 +123,9 @@ def test_a_different_root_needs_force(repo: tuple[str, Path, SigningKeys],
         Subscription.create(tmp_path / "home2", url, b"{}")
 
 
-def test_unreachable_repository_is_named(repo: tuple[str, Path, SigningKeys],
-                                         tmp_path: Path) -> None:
+def test_unreachable_repository_is_named(
+    repo: tuple[str, Path, SigningKeys], tmp_path: Path
+) -> None:
     _, public, _ = repo
     dead = f"http://127.0.0.1:{free_port()}"
     with pytest.raises(TrustError, match=rf"{dead}: the repository is unreachable"):

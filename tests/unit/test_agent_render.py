@@ -25,8 +25,10 @@ def test_render_app_pins_and_joins_the_proxy_network() -> None:
     assert app["networks"] == ["default", "commonshelf-apps"]
     assert "networks" not in db
     assert app["deploy"]["endpoint_mode"] == db["deploy"]["endpoint_mode"] == "dnsrr"
-    assert rendered["networks"]["commonshelf-apps"] == {"external": True,
-                                                        "name": "t-commonshelf-apps"}
+    assert rendered["networks"]["commonshelf-apps"] == {
+        "external": True,
+        "name": "t-commonshelf-apps",
+    }
     assert compose["services"]["app"]["image"] == "x"  # the input is not modified
 
 
@@ -37,8 +39,10 @@ def test_render_app_refuses_unpinned_images() -> None:
 
 
 def test_render_proxy_uses_the_installation_port_and_routes(tmp_path: Path) -> None:
-    compose = {"services": {"proxy": {"image": "p", "ports": [], "volumes": []}},
-               "networks": {"apps": {"external": True, "name": "commonshelf-apps"}}}
+    compose = {
+        "services": {"proxy": {"image": "p", "ports": [], "volumes": []}},
+        "networks": {"apps": {"external": True, "name": "commonshelf-apps"}},
+    }
     rendered = render_proxy(compose, PINNED, CONFIG, tmp_path)
     proxy = rendered["services"]["proxy"]
     assert proxy["ports"][0]["published"] == 8081 and proxy["ports"][0]["mode"] == "host"

@@ -26,8 +26,11 @@ def test_round_trip_is_byte_stable() -> None:
 
 @pytest.mark.parametrize(
     ("data", "expected"),
-    [(b"{not json", "is not JSON"), (b'{"schema": 99, "apps": {}}', "schema 99"),
-     (b'{"schema": 1, "apps": []}', "must be objects")],
+    [
+        (b"{not json", "is not JSON"),
+        (b'{"schema": 99, "apps": {}}', "schema 99"),
+        (b'{"schema": 1, "apps": []}', "must be objects"),
+    ],
 )
 def test_bad_catalogue_is_a_clear_error(data: bytes, expected: str) -> None:
     with pytest.raises(CatalogError, match=expected):

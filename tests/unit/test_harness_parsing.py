@@ -8,8 +8,9 @@ from commonshelf.errors import CommonshelfError
 from commonshelf.harness import _environment, _named_volumes, duration_ns, engine_healthcheck
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("5s", 5), ("1m30s", 90), ("500ms", 0.5),
-                                               ("2h", 7200), (3, 3)])
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("5s", 5), ("1m30s", 90), ("500ms", 0.5), ("2h", 7200), (3, 3)]
+)
 def test_durations(text: str | int, seconds: float) -> None:
     assert duration_ns(text) == int(seconds * 1e9)
 
@@ -21,21 +22,40 @@ def test_bad_durations_are_errors(text: str) -> None:
 
 
 def test_healthcheck_translation() -> None:
-    spec = {"test": ["CMD", "http-health", "8080"], "interval": "5s", "timeout": "3s",
-            "retries": 3, "start_period": "10s"}
+    spec = {
+        "test": ["CMD", "http-health", "8080"],
+        "interval": "5s",
+        "timeout": "3s",
+        "retries": 3,
+        "start_period": "10s",
+    }
     assert engine_healthcheck(spec) == {
-        "test": ["CMD", "http-health", "8080"], "interval": 5_000_000_000,
-        "timeout": 3_000_000_000, "retries": 3, "start_period": 10_000_000_000}
+        "test": ["CMD", "http-health", "8080"],
+        "interval": 5_000_000_000,
+        "timeout": 3_000_000_000,
+        "retries": 3,
+        "start_period": 10_000_000_000,
+    }
     assert engine_healthcheck({"test": "curl -f localhost"})["test"] == [
-        "CMD-SHELL", "curl -f localhost"]
+        "CMD-SHELL",
+        "curl -f localhost",
+    ]
 
 
 def test_named_volumes_short_and_long_syntax_skip_binds() -> None:
-    spec = ["data:/srv", "./local:/x", "/host:/y:ro", "cache:/var/cache:rw",
-            {"type": "volume", "source": "db", "target": "/var/lib/db"},
-            {"type": "bind", "source": "/etc", "target": "/etc2"}]
-    assert _named_volumes(spec) == [("data", "/srv"), ("cache", "/var/cache"),
-                                    ("db", "/var/lib/db")]
+    spec = [
+        "data:/srv",
+        "./local:/x",
+        "/host:/y:ro",
+        "cache:/var/cache:rw",
+        {"type": "volume", "source": "db", "target": "/var/lib/db"},
+        {"type": "bind", "source": "/etc", "target": "/etc2"},
+    ]
+    assert _named_volumes(spec) == [
+        ("data", "/srv"),
+        ("cache", "/var/cache"),
+        ("db", "/var/lib/db"),
+    ]
 
 
 def test_environment_list_and_mapping() -> None:

@@ -16,8 +16,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def shelf(tmp_path: Path) -> Path:
-    shutil.copytree(REPO / "recipes", tmp_path / "recipes",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        REPO / "recipes", tmp_path / "recipes", ignore=shutil.ignore_patterns("__pycache__")
+    )
     shutil.copytree(REPO / "shared", tmp_path / "shared")
     return tmp_path
 
@@ -51,8 +52,9 @@ def test_bundled_recipes_load() -> None:
         ({"services": {"app": {"build": "nowhere"}}}, r"has no Dockerfile"),
     ],
 )
-def test_broken_manifest_names_file_and_field(shelf: Path, changes: dict[str, object],
-                                              expected: str) -> None:
+def test_broken_manifest_names_file_and_field(
+    shelf: Path, changes: dict[str, object], expected: str
+) -> None:
     recipe_dir = shelf / "recipes" / "custom-html"
     _edit(recipe_dir, **changes)
     with pytest.raises(RecipeError, match=expected) as caught:

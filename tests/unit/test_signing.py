@@ -16,8 +16,9 @@ COMPOSE = "apps/web/1.0.0+1.2/compose.yml"
 
 
 def _snapshot_of(public: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(public)): p.read_bytes() for p in sorted(public.rglob("*"))
-            if p.is_file()}
+    return {
+        str(p.relative_to(public)): p.read_bytes() for p in sorted(public.rglob("*")) if p.is_file()
+    }
 
 
 @pytest.fixture
@@ -38,8 +39,10 @@ def test_keys_are_generated_once_with_private_permissions(tmp_path: Path) -> Non
 
 def test_environment_names_key_files_and_never_generates_them(tmp_path: Path) -> None:
     load_or_create_keys(tmp_path / "a", env={})
-    env = {"COMMONSHELF_KEYS_DIR": str(tmp_path / "a"),
-           "COMMONSHELF_KEY_TIMESTAMP": str(tmp_path / "a" / "timestamp.pem")}
+    env = {
+        "COMMONSHELF_KEYS_DIR": str(tmp_path / "a"),
+        "COMMONSHELF_KEY_TIMESTAMP": str(tmp_path / "a" / "timestamp.pem"),
+    }
     keys, created = load_or_create_keys(tmp_path / "unused", env=env)
     assert created == [] and not (tmp_path / "unused").exists()
     assert keys.paths["timestamp"] == tmp_path / "a" / "timestamp.pem"
@@ -50,8 +53,12 @@ def test_environment_names_key_files_and_never_generates_them(tmp_path: Path) ->
 def test_first_publish_writes_the_tuf_layout(tmp_path: Path, keys: signing.SigningKeys) -> None:
     public = tmp_path / "public"
     result = Publisher(public, keys).publish({"catalog.json": b"{}", COMPOSE: b"services: {}"})
-    assert (result.root_version, result.targets_version, result.snapshot_version,
-            result.timestamp_version) == (1, 1, 1, 1)
+    assert (
+        result.root_version,
+        result.targets_version,
+        result.snapshot_version,
+        result.timestamp_version,
+    ) == (1, 1, 1, 1)
     names = {p.name for p in (public / "metadata").iterdir()}
     assert names == {"1.root.json", "1.targets.json", "1.snapshot.json", "timestamp.json"}
     root = Metadata[Root].from_file(str(public / "metadata" / "1.root.json"))
@@ -65,8 +72,7 @@ def test_first_publish_writes_the_tuf_layout(tmp_path: Path, keys: signing.Signi
     assert len(targets) == 1 and targets[0].parent == public / "targets" / "apps/web/1.0.0+1.2"
 
 
-def test_versions_move_only_when_content_changes(tmp_path: Path,
-                                                 keys: signing.SigningKeys) -> None:
+def test_versions_move_only_when_content_changes(tmp_path: Path, keys: signing.SigningKeys) -> None:
     publisher = Publisher(tmp_path / "public", keys)
     publisher.publish({"catalog.json": b"1", COMPOSE: b"a"})
     same = publisher.publish({"catalog.json": b"1"})
@@ -78,8 +84,9 @@ def test_versions_move_only_when_content_changes(tmp_path: Path,
     assert len(list((tmp_path / "public/targets").glob("*.catalog.json"))) == 2
 
 
-def test_timestamp_is_resigned_when_half_its_life_is_gone(tmp_path: Path,
-                                                         keys: signing.SigningKeys) -> None:
+def test_timestamp_is_resigned_when_half_its_life_is_gone(
+    tmp_path: Path, keys: signing.SigningKeys
+) -> None:
     Publisher(tmp_path / "public", keys, expiry=Expiry(timestamp=7)).publish({"c": b"1"})
     # a release job whose timestamps live less than a day: everything left is "near expiry"
     result = Publisher(tmp_path / "public", keys, expiry=Expiry(timestamp=10_000)).publish({})
@@ -87,19 +94,20 @@ def test_timestamp_is_resigned_when_half_its_life_is_gone(tmp_path: Path,
     assert result.written == ("metadata/timestamp.json",)
 
 
-def test_keys_the_repository_does_not_trust_are_refused(tmp_path: Path,
-                                                       keys: signing.SigningKeys) -> None:
+def test_keys_the_repository_does_not_trust_are_refused(
+    tmp_path: Path, keys: signing.SigningKeys
+) -> None:
     Publisher(tmp_path / "public", keys).publish({"c": b"1"})
     before = _snapshot_of(tmp_path / "public")
     other = load_or_create_keys(tmp_path / "other", env={})[0]
-    with pytest.raises(TrustError, match="is not one that .* trusts for root"):
+    with pytest.raises(TrustError, match=r"is not one that .* trusts for root"):
         Publisher(tmp_path / "public", other).publish({"c": b"2"})
     assert _snapshot_of(tmp_path / "public") == before
 
 
-def test_a_failed_publish_leaves_public_byte_identical(tmp_path: Path,
-                                                      keys: signing.SigningKeys,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_publish_leaves_public_byte_identical(
+    tmp_path: Path, keys: signing.SigningKeys, monkeypatch: pytest.MonkeyPatch
+) -> None:
     public = tmp_path / "public"
     Publisher(public, keys).publish({"catalog.json": b"1"})
     before = _snapshot_of(public)

@@ -19,8 +19,8 @@ def _read_bucket(data: bytes, page_id: int) -> dict[bytes, object]:
     for i in range(count):
         at = base + 16 + 16 * i
         eflags, pos, ksize, vsize = struct.unpack_from("<IIII", data, at)
-        key = data[at + pos: at + pos + ksize]
-        value = data[at + pos + ksize: at + pos + ksize + vsize]
+        key = data[at + pos : at + pos + ksize]
+        value = data[at + pos + ksize : at + pos + ksize + vsize]
         out[key] = _read_bucket(data, struct.unpack_from("<Q", value)[0]) if eflags & 1 else value
     assert list(out) == sorted(out)
     return out
@@ -30,7 +30,7 @@ def test_meta_pages_are_valid(tmp_path: Path) -> None:
     data = write_trivy_db(tmp_path).read_bytes()
     assert len(data) % PAGE_SIZE == 0
     for page in (0, 1):
-        meta = data[page * PAGE_SIZE + 16: page * PAGE_SIZE + 16 + 56]
+        meta = data[page * PAGE_SIZE + 16 : page * PAGE_SIZE + 16 + 56]
         magic, version, page_size = struct.unpack_from("<III", meta)
         assert (magic, version, page_size) == (0xED0CDAED, 2, PAGE_SIZE)
         checksum = struct.unpack_from("<Q", data, page * PAGE_SIZE + 16 + 56)[0]
@@ -42,8 +42,9 @@ def test_meta_pages_are_valid(tmp_path: Path) -> None:
 
 
 def test_advisories_round_trip_including_overflow_pages(tmp_path: Path) -> None:
-    advisories = [Advisory(f"pkg{i % 7}", f"CVE-2099-{i:04d}", "9.9", "HIGH", "x" * 100)
-                  for i in range(300)]  # the vulnerability bucket spans several pages
+    advisories = [
+        Advisory(f"pkg{i % 7}", f"CVE-2099-{i:04d}", "9.9", "HIGH", "x" * 100) for i in range(300)
+    ]  # the vulnerability bucket spans several pages
     data = write_trivy_db(tmp_path, advisories).read_bytes()
     root_page = struct.unpack_from("<Q", data, 16 + 16)[0]
     root = _read_bucket(data, root_page)
