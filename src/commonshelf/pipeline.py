@@ -110,11 +110,12 @@ class Shelf:
     # ---- stages
 
     def build(self, recipe: Recipe) -> StageResult:
+        base_tag = self.base_tag  # timed as its own stage
         started = time.monotonic()
         built = images.build_recipe(
             self.client,
             recipe,
-            self.base_tag,
+            base_tag,
             revision=vcs.revision(self.settings.root),
             source=vcs.source_url(self.settings.root),
             say=self.say,
@@ -128,9 +129,9 @@ class Shelf:
         evidence.record(
             "build",
             True,
-            f"{len(built)} image(s) on {self.base_tag}",
+            f"{len(built)} image(s) on {base_tag}",
             images=now,
-            base_image=self.base_tag,
+            base_image=base_tag,
         )
         self.evidence.save(evidence)
         return self._record(
