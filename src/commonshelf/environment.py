@@ -214,21 +214,23 @@ def ensure_registry(settings: Settings, say: Say = _quiet) -> str:
             f"The registry {registry} does not answer on /v2/.",
             "start it, or unset COMMONSHELF_REGISTRY to use a local one on 127.0.0.1:5000.",
         )
-    if daemon_pid(settings, "registry") is None:
+    port = registry.rsplit(":", 1)[1]
+    name = f"registry-{port}"
+    if daemon_pid(settings, name) is None:
         say(f"Starting a local registry on {registry}")
-        data = settings.registry_dir / "data"
+        data = settings.registry_dir / port / "data"
         data.mkdir(parents=True, exist_ok=True)
-        config = settings.registry_dir / "config.yml"
+        config = settings.registry_dir / port / "config.yml"
         write_text_atomic(config, REGISTRY_CONFIG.format(data=data, addr=registry))
-        spawn_daemon(settings, "registry", ["docker-registry", "serve", str(config)])
+        spawn_daemon(settings, name, ["docker-registry", "serve", str(config)])
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if registry_answers(registry):
             return registry
         time.sleep(0.3)
     raise EnvironmentNotReady(
-        f"The local registry on {registry} did not come up ({_log_tail(settings, 'registry')}).",
-        f"read {settings.logs_dir / 'registry.log'}; another process may hold the port.",
+        f"The local registry on {registry} did not come up ({_log_tail(settings, name)}).",
+        f"read {settings.logs_dir / f'{name}.log'}; another process may hold the port.",
     )
 
 

@@ -126,8 +126,13 @@ def validate_manifest(manifest: Any, path: Path, schema_file: Path) -> None:
         first = errors[0]
         where = ".".join(str(p) for p in first.absolute_path) or "(top level)"
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        described = first.schema.get("description") if isinstance(first.schema, dict) else None
+        if first.validator == "pattern" and described:
+            message = f"{first.instance!r} is not valid: {described}"
+        else:
+            message = first.message
         raise RecipeError(
-            f"{path}: field '{where}': {first.message}{more}.",
+            f"{path}: field '{where}': {message}{more}.",
             f"correct it to match {schema_file.name} (see docs/packaging.md).",
         )
 
