@@ -128,7 +128,7 @@ def validate_manifest(manifest: Any, path: Path, schema_file: Path) -> None:
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         described = first.schema.get("description") if isinstance(first.schema, dict) else None
         if first.validator == "pattern" and described:
-            message = f"{first.instance!r} is not valid: {described}"
+            message = f"{first.instance!r} is not valid: {described.rstrip('.')}"
         else:
             message = first.message
         raise RecipeError(
