@@ -37,25 +37,64 @@ def _shelf() -> Any:
 
 
 @task(
-    help={"app": "recipes to lint (default: all)", "json": "machine-readable findings"},
-    iterable=["app"],
+    help={
+        "app": "recipe(s) to lint, comma-separated (default: all)",
+        "json": "machine-readable findings",
+        "shelf": "lint another shelf folder (one holding recipes/ and catalog.json)",
+        "external": "run docker stack config and trivy's secret scan (default: on)",
+    },
 )
 @_friendly
-def lint(c: Context, app: list[str] | None = None, json: bool = False) -> None:
-    """Lint recipes; exit non-zero on any error."""
+def lint(
+    c: Context, app: str = "", json: bool = False, shelf: str = "", external: bool = True
+) -> None:
+    """Lint recipes against the numbered rules; exit 1 on any error.
+
+    invoke has no optional positional arguments, so name recipes with --app a,b
+    (`./shelf lint a b` does that for you).
+    """
+    from pathlib import Path
+
     from commonshelf.lint import lint_shelf
 
-    findings = lint_shelf(Settings.load().recipes_dir, app or None)
+    root = Path(shelf) if shelf else Settings.load().root
+    names = [name for name in app.split(",") if name]
+    findings = lint_shelf(root, names or None, external=external)
+    errors = [f for f in findings if f.severity == "error"]
     if json:
         console.print_json([f.to_dict() for f in findings])
-    for f in findings if not json else []:
-        console.out.print(
-            f"{f.rule} [{f.severity}] {f.recipe}: {f.file}: {f.message}\n      fix: {f.fix}"
-        )
-    if any(f.severity == "error" for f in findings):
+    else:
+        for f in findings:
+            colour = "red" if f.severity == "error" else "yellow"
+            console.out.print(f"[{colour}]{f.rule} {f.severity}[/{colour}] {f.location()}: "
+                              f"{f.message}\n      fix: {f.fix}", soft_wrap=True)
+        console.out.print(f"lint: {len(errors)} error(s), {len(findings) - len(errors)} "
+                          "warning(s)")
+    if errors:
         raise Exit(code=1)
-    if not json:
-        console.out.print("lint: no errors")
+
+
+@task(help={"app": "name of the new recipe (lowercase, dashes)", "title": "display name"})
+@_friendly
+def new(c: Context, app: str, title: str = "") -> None:
+    """Scaffold recipes/APP from shared/template (passes lint, build and test as it is)."""
+    from commonshelf.scaffold import new_recipe
+
+    folder = new_recipe(Settings.load().root, app, title or None)
+    console.out.print(f"Created {folder}. Next: invoke lint {app}; invoke build {app}; "
+                      f"invoke test {app}")
+
+
+@task(help={"app": "recipe to bump", "part": "major, minor or patch",
+            "upstream": "new upstream version (needs --part minor or major)"})
+@_friendly
+def bump(c: Context, app: str, part: str = "patch", upstream: str = "") -> None:
+    """Bump a recipe's version and open a CHANGELOG entry for it."""
+    from commonshelf.scaffold import bump_recipe
+
+    old, new_version = bump_recipe(Settings.load().recipes_dir / app, part, upstream or None)
+    console.out.print(f"{app}: {old} → {new_version}; describe the change in "
+                      f"recipes/{app}/CHANGELOG.md")
 
 
 @task(help={"app": "recipe to build"})

@@ -33,7 +33,7 @@ from testcontainers.core.container import DockerContainer
 from testcontainers.core.network import Network
 
 from .errors import CommonshelfError
-from .recipe import Recipe, load_recipe
+from .recipe import Recipe, load_recipe, named_volumes
 
 LABEL_RUN = "dev.commonshelf.test-run"
 LABEL_PID = "dev.commonshelf.test-pid"
@@ -86,22 +86,6 @@ def _environment(spec: Any) -> dict[str, str]:
         pairs = (str(item).partition("=") for item in spec)
         return {key: value for key, _, value in pairs}
     return {}
-
-
-def _named_volumes(spec: Any) -> list[tuple[str, str]]:
-    """(volume, path) pairs of a service's named-volume mounts (short or long syntax)."""
-    mounts: list[tuple[str, str]] = []
-    for item in spec or []:
-        if isinstance(item, str):
-            source, _, rest = item.partition(":")
-            target = rest.split(":", 1)[0]
-            if target and not source.startswith(("/", ".")):
-                mounts.append((source, target))
-        elif (
-            isinstance(item, dict) and item.get("type", "volume") == "volume" and item.get("source")
-        ):
-            mounts.append((str(item["source"]), str(item["target"])))
-    return mounts
 
 
 @dataclass
@@ -220,7 +204,7 @@ def start_stack(
             container = DockerContainer(str(image), network=network, network_aliases=[name])
             for key, value in _environment(spec.get("environment")).items():
                 container.with_env(key, value)
-            for volume, path in _named_volumes(spec.get("volumes")):
+            for volume, path in named_volumes(spec.get("volumes")):
                 engine_name = stack.volumes.get(volume)
                 if engine_name is None:
                     engine_name = f"cstest-{RUN_ID}-{recipe.name}-{volume}"

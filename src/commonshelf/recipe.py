@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -115,8 +116,37 @@ def _schema(schema_file: Path) -> dict[str, Any]:
 
 
 def schema_file_for(recipe_dir: Path) -> Path:
-    """The schema shipped in the shelf's `shared/` folder beside `recipes/`."""
-    return recipe_dir.resolve().parent.parent / "shared" / SCHEMA_PATH
+    """The schema of the shelf holding `recipe_dir` (nearest `shared/schemas/` above it),
+    else the one in the checkout this package runs from."""
+    for parent in recipe_dir.resolve().parents:
+        candidate = parent / "shared" / SCHEMA_PATH
+        if candidate.is_file():
+            return candidate
+    return Path(__file__).resolve().parents[2] / "shared" / SCHEMA_PATH
+
+
+def line_map(text: str) -> dict[tuple[str | int, ...], int]:
+    """1-based line of every mapping key and sequence item, by path, for findings."""
+    lines: dict[tuple[str | int, ...], int] = {}
+
+    def walk(node: yaml.Node, path: tuple[str | int, ...]) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                child = (*path, str(key.value))
+                lines[child] = key.start_mark.line + 1
+                walk(value, child)
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                lines[(*path, index)] = item.start_mark.line + 1
+                walk(item, (*path, index))
+
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return lines
+    if root is not None:
+        walk(root, ())
+    return lines
 
 
 def validate_manifest(manifest: Any, path: Path, schema_file: Path) -> None:
@@ -193,6 +223,39 @@ def load_recipe(recipe_dir: Path, schema_file: Path | None = None) -> Recipe:
         ),
         manifest=manifest,
     )
+
+
+def named_volumes(spec: Any) -> list[tuple[str, str]]:
+    """(volume, path) pairs of a compose service's named-volume mounts (short or long syntax)."""
+    mounts: list[tuple[str, str]] = []
+    for item in spec if isinstance(spec, list) else []:
+        if isinstance(item, str):
+            source, _, rest = item.partition(":")
+            target = rest.split(":", 1)[0]
+            if target and source and not source.startswith(("/", ".", "~", "$")):
+                mounts.append((source, target))
+        elif (
+            isinstance(item, dict)
+            and item.get("type", "volume") == "volume"
+            and item.get("source")
+            and item.get("target")
+        ):
+            mounts.append((str(item["source"]), str(item["target"])))
+    return mounts
+
+
+def changelog_entry(recipe_dir: Path, version: str) -> str | None:
+    """The CHANGELOG.md section for `version` (None when there is none)."""
+    try:
+        text = (recipe_dir / "CHANGELOG.md").read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    match = re.search(
+        rf"^##\s+\[?{re.escape(version)}\]?[^\n]*\n(.*?)(?=^##\s|\Z)",
+        text,
+        flags=re.MULTILINE | re.DOTALL,
+    )
+    return match.group(1).strip() if match else None
 
 
 def discover(recipes_dir: Path) -> list[Path]:

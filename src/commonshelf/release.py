@@ -10,7 +10,6 @@ consistent state), then `catalog.json` and `RELEASES.md`, each atomically.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +22,7 @@ from .catalog import Catalog
 from .errors import ReleaseError
 from .evidence import Evidence, EvidenceStore, now_iso
 from .fsutil import write_bytes_atomic, write_text_atomic
-from .recipe import Recipe
+from .recipe import Recipe, changelog_entry
 from .settings import Settings
 
 RELEASES_HEADER = (
@@ -40,20 +39,6 @@ class ReleaseOutcome:
     new_keys: list[str] = field(default_factory=list)
     published: bool = False
     targets_version: int = 0
-
-
-def changelog_entry(recipe: Recipe) -> str:
-    """The CHANGELOG.md section for the recipe's current version, for the release notes."""
-    try:
-        text = (recipe.path / "CHANGELOG.md").read_text(encoding="utf-8")
-    except OSError:
-        return ""
-    match = re.search(
-        rf"^##\s+\[?{re.escape(recipe.version)}\]?.*?$\n(.*?)(?=^##\s|\Z)",
-        text,
-        flags=re.MULTILINE | re.DOTALL,
-    )
-    return match.group(1).strip() if match else ""
 
 
 def pinned_compose(recipe: Recipe, pins: dict[str, str]) -> bytes:
@@ -109,7 +94,7 @@ def _version_entry(
             k: tests.get(k) for k in ("tests_passed", "tests_failed", "tests_skipped", "summary")
         },
         "scan": {k: scan.get(k) for k in ("counts", "fail_on", "vuln_db", "summary")},
-        "changes": changelog_entry(recipe),
+        "changes": changelog_entry(recipe.path, recipe.version) or "",
     }
 
 
