@@ -66,10 +66,12 @@ def lint(
     else:
         for f in findings:
             colour = "red" if f.severity == "error" else "yellow"
-            console.out.print(f"[{colour}]{f.rule} {f.severity}[/{colour}] {f.location()}: "
-                              f"{f.message}\n      fix: {f.fix}", soft_wrap=True)
-        console.out.print(f"lint: {len(errors)} error(s), {len(findings) - len(errors)} "
-                          "warning(s)")
+            console.out.print(
+                f"[{colour}]{f.rule} {f.severity}[/{colour}] {f.location()}: "
+                f"{f.message}\n      fix: {f.fix}",
+                soft_wrap=True,
+            )
+        console.out.print(f"lint: {len(errors)} error(s), {len(findings) - len(errors)} warning(s)")
     if errors:
         raise Exit(code=1)
 
@@ -81,20 +83,27 @@ def new(c: Context, app: str, title: str = "") -> None:
     from commonshelf.scaffold import new_recipe
 
     folder = new_recipe(Settings.load().root, app, title or None)
-    console.out.print(f"Created {folder}. Next: invoke lint {app}; invoke build {app}; "
-                      f"invoke test {app}")
+    console.out.print(
+        f"Created {folder}. Next: invoke lint {app}; invoke build {app}; invoke test {app}"
+    )
 
 
-@task(help={"app": "recipe to bump", "part": "major, minor or patch",
-            "upstream": "new upstream version (needs --part minor or major)"})
+@task(
+    help={
+        "app": "recipe to bump",
+        "part": "major, minor or patch",
+        "upstream": "new upstream version (needs --part minor or major)",
+    }
+)
 @_friendly
 def bump(c: Context, app: str, part: str = "patch", upstream: str = "") -> None:
     """Bump a recipe's version and open a CHANGELOG entry for it."""
     from commonshelf.scaffold import bump_recipe
 
     old, new_version = bump_recipe(Settings.load().recipes_dir / app, part, upstream or None)
-    console.out.print(f"{app}: {old} → {new_version}; describe the change in "
-                      f"recipes/{app}/CHANGELOG.md")
+    console.out.print(
+        f"{app}: {old} → {new_version}; describe the change in recipes/{app}/CHANGELOG.md"
+    )
 
 
 @task(help={"app": "recipe to build"})

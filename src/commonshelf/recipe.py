@@ -125,8 +125,11 @@ def schema_file_for(recipe_dir: Path) -> Path:
     return Path(__file__).resolve().parents[2] / "shared" / SCHEMA_PATH
 
 
-def line_map(text: str) -> dict[tuple[str | int, ...], int]:
-    """1-based line of every mapping key and sequence item, by path, for findings."""
+Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when the wheel has it
+
+
+def load_with_lines(text: str) -> tuple[Any, dict[tuple[str | int, ...], int]]:
+    """Parse YAML once: the data, and the 1-based line of every key and item by path."""
     lines: dict[tuple[str | int, ...], int] = {}
 
     def walk(node: yaml.Node, path: tuple[str | int, ...]) -> None:
@@ -140,18 +143,35 @@ def line_map(text: str) -> dict[tuple[str | int, ...], int]:
                 lines[(*path, index)] = item.start_mark.line + 1
                 walk(item, (*path, index))
 
+    loader = Loader(text)
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
-        return lines
+        root = loader.get_single_node()
+        data = loader.construct_document(root) if root is not None else None
+    finally:
+        loader.dispose()
     if root is not None:
         walk(root, ())
-    return lines
+    return data, lines
+
+
+def line_map(text: str) -> dict[tuple[str | int, ...], int]:
+    """1-based line of every mapping key and sequence item, by path ({} for invalid YAML)."""
+    try:
+        return load_with_lines(text)[1]
+    except yaml.YAMLError:
+        return {}
+
+
+@cache
+def validator_for(schema_file: Path) -> jsonschema.Draft202012Validator:
+    """The compiled validator of a schema file (read once per process)."""
+    return jsonschema.Draft202012Validator(_schema(schema_file))
 
 
 def validate_manifest(manifest: Any, path: Path, schema_file: Path) -> None:
-    validator = jsonschema.Draft202012Validator(_schema(schema_file))
-    errors = sorted(validator.iter_errors(manifest), key=lambda e: list(e.absolute_path))
+    errors = sorted(
+        validator_for(schema_file).iter_errors(manifest), key=lambda e: list(e.absolute_path)
+    )
     if errors:
         first = errors[0]
         where = ".".join(str(p) for p in first.absolute_path) or "(top level)"

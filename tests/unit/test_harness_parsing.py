@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from commonshelf.errors import CommonshelfError
-from commonshelf.harness import _environment, _named_volumes, duration_ns, engine_healthcheck
+from commonshelf.harness import _environment, duration_ns, engine_healthcheck
+from commonshelf.recipe import named_volumes
 
 
 @pytest.mark.parametrize(
@@ -51,7 +52,7 @@ def test_named_volumes_short_and_long_syntax_skip_binds() -> None:
         {"type": "volume", "source": "db", "target": "/var/lib/db"},
         {"type": "bind", "source": "/etc", "target": "/etc2"},
     ]
-    assert _named_volumes(spec) == [
+    assert named_volumes(spec) == [
         ("data", "/srv"),
         ("cache", "/var/cache"),
         ("db", "/var/lib/db"),
