@@ -10,9 +10,11 @@ across runs while the pinned root stays the anchor.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from tuf.api import exceptions as tuf_errors
@@ -135,61 +137,59 @@ class Subscription:
         write_bytes_atomic(self.targets_dir / target_path, data)
         return data
 
-    def _translate(self, what: str) -> _Translate:
-        return _Translate(what, self.url)
+    @contextlib.contextmanager
+    def _translate(self, what: str) -> Iterator[None]:
+        """Turn python-tuf's exceptions into one sentence that names the file and the fix."""
+        try:
+            yield
+        except TrustError:
+            raise
+        except (tuf_errors.RepositoryError, tuf_errors.DownloadError, OSError) as exc:
+            where = f"{what} from {self.url}"
+            for kind, says, fix in _FAILURES:
+                if isinstance(exc, kind):
+                    raise TrustError(f"{where} {says.format(exc=exc)}", fix) from None
+            raise
 
 
-class _Translate:
-    """Turns python-tuf's exceptions into one sentence that names the file and the fix."""
-
-    def __init__(self, what: str, url: str):
-        self.what = what
-        self.url = url
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, _tb: object
-    ) -> None:
-        if exc is None or isinstance(exc, TrustError):
-            return
-        where = f"{self.what} from {self.url}"
-        if isinstance(exc, tuf_errors.LengthOrHashMismatchError):
-            raise TrustError(
-                f"{where} does not match its signed hash (changed after signing, or corrupted); "
-                "nothing was applied.",
-                "republish with `invoke release`, or use an untampered mirror.",
-            ) from None
-        if isinstance(exc, tuf_errors.ExpiredMetadataError):
-            raise TrustError(
-                f"{where}: the signed metadata has expired ({exc}); nothing was applied.",
-                "the publisher must run `invoke release` to re-sign it.",
-            ) from None
-        if isinstance(exc, tuf_errors.BadVersionNumberError):
-            raise TrustError(
-                f"{where}: metadata is older than what this installation already "
-                f"trusts (rollback attempt?) ({exc}); nothing was applied.",
-                "use the repository's current mirror.",
-            ) from None
-        if isinstance(exc, tuf_errors.UnsignedMetadataError):
-            raise TrustError(
-                f"{where}: metadata is not signed by trusted keys ({exc}); nothing was applied.",
-                "check the repository URL; if its root changed, re-run init "
-                "with the new root obtained out of band.",
-            ) from None
-        if isinstance(exc, tuf_errors.DownloadHTTPError):
-            raise TrustError(
-                f"{where}: the server answered HTTP {exc.status_code}.",
-                "check the repository URL and that it is published.",
-            ) from None
-        if isinstance(exc, tuf_errors.DownloadError | OSError):
-            raise TrustError(
-                f"{where}: the repository is unreachable ({exc}).",
-                "check the network and the repository URL.",
-            ) from None
-        if isinstance(exc, tuf_errors.RepositoryError):
-            raise TrustError(
-                f"{where} failed verification ({exc}); nothing was applied.",
-                "use an untampered mirror or republish.",
-            ) from None
+# (exception, what it means, how to fix it): the first matching row wins.
+_FAILURES: list[tuple[type[BaseException] | tuple[type[BaseException], ...], str, str]] = [
+    (
+        tuf_errors.LengthOrHashMismatchError,
+        "does not match its signed hash (changed after signing, or corrupted); nothing was "
+        "applied.",
+        "republish with `invoke release`, or use an untampered mirror.",
+    ),
+    (
+        tuf_errors.ExpiredMetadataError,
+        "is covered by signed metadata that has expired ({exc}); nothing was applied.",
+        "the publisher must run `invoke release` to re-sign it.",
+    ),
+    (
+        tuf_errors.BadVersionNumberError,
+        "comes with metadata older than what this installation already trusts (rollback "
+        "attempt?) ({exc}); nothing was applied.",
+        "use the repository's current mirror.",
+    ),
+    (
+        tuf_errors.UnsignedMetadataError,
+        "comes with metadata not signed by trusted keys ({exc}); nothing was applied.",
+        "check the repository URL; if its root changed, re-run init with the new root obtained "
+        "out of band.",
+    ),
+    (
+        tuf_errors.DownloadHTTPError,
+        "could not be fetched: the server answered HTTP {exc.status_code}.",
+        "check the repository URL and that it is published.",
+    ),
+    (
+        (tuf_errors.DownloadError, OSError),
+        "could not be fetched: the repository is unreachable ({exc}).",
+        "check the network and the repository URL.",
+    ),
+    (
+        tuf_errors.RepositoryError,
+        "failed verification ({exc}); nothing was applied.",
+        "use an untampered mirror or republish.",
+    ),
+]
