@@ -1,0 +1,86 @@
+"""Installations apply vetted updates themselves: data is kept, and a failing update is rolled
+back by Swarm while the previous version keeps serving."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import docker
+import pytest
+import requests
+
+from commonshelf import swarm
+from commonshelf.agent import Agent
+from commonshelf.errors import DeployError
+from commonshelf.pipeline import DemoInstallation, Shelf, run_pipeline
+from commonshelf.scaffold import bump_recipe
+from commonshelf.settings import Settings
+
+from .test_end_to_end import APP, _wait_for_page, installation  # noqa: F401 (fixture)
+
+
+def _page(port: int, path: str) -> requests.Response:
+    return requests.get(
+        f"http://127.0.0.1:{port}{path}", headers={"Host": f"{APP}.localhost"}, timeout=10
+    )
+
+
+def _exec_in_app(client: docker.DockerClient, service: str, command: str) -> None:
+    [container] = swarm.task_containers(client, service)
+    code, output = container.exec_run(["sh", "-c", command])
+    assert code == 0, output
+
+
+def test_update_keeps_data_and_a_failing_update_rolls_back(
+    workspace: Settings,
+    installation: DemoInstallation,  # noqa: F811
+    docker_client: docker.DockerClient,
+) -> None:
+    assert run_pipeline(workspace, install=installation).passed
+    service = f"{installation.namespace}{APP}_app"
+    _exec_in_app(docker_client, service, "echo 'written by the user' > /srv/www/mine.html")
+    agent = Agent(installation.home, docker_client)
+
+    # --- a good new version: released by CI, applied by the installation, data kept
+    folder = workspace.recipes_dir / APP
+    index = folder / "image" / "site" / "index.html"
+    index.write_text(index.read_text().replace("</body>", "<!-- v1.1 -->\n</body>"))
+    assert bump_recipe(folder, "minor")[1] == "1.1.0+1.22.1"
+    assert run_pipeline(workspace, install=None).release.released == [(APP, "1.1.0+1.22.1")]
+    assert agent.update() == [(APP, "1.0.0+1.22.1", "1.1.0+1.22.1")]
+    good_image = swarm.service_image(docker_client.services.get(service))
+    assert agent.installed()[APP].version == "1.1.0+1.22.1"
+    assert _page(installation.http_port, "/mine.html").text == "written by the user\n"
+    assert agent.update() == []  # nothing newer
+
+    # --- a version that fails its health check on the installation: Swarm rolls it back
+    compose = folder / "compose.yml"
+    compose.write_text(re.sub(r'"/healthz"\]', '"/missing"]', compose.read_text()))
+    bump_recipe(folder, "patch")
+    shelf = Shelf(workspace)
+    [recipe] = shelf.recipes([APP])
+    assert shelf.build(recipe).passed
+    # Stand-in for a failure CI could not see (e.g. a difference of the installation):
+    # this version's evidence is recorded as passed so that the release publishes it.
+    evidence = shelf.evidence.load(recipe.name, recipe.version, recipe.content_hash())
+    evidence.record(
+        "test", True, "recorded by the test", tests_passed=1, tests_failed=0, tests_skipped=0
+    )
+    evidence.record(
+        "scan", True, "recorded by the test", counts={}, fail_on="CRITICAL", vuln_db="n/a"
+    )
+    shelf.evidence.save(evidence)
+    assert shelf.release([recipe]).released == [(APP, "1.1.1+1.22.1")]
+
+    started = time.monotonic()
+    with pytest.raises(DeployError, match="rolled it back to the previous version"):
+        agent.update()
+    assert time.monotonic() - started < 240
+    assert swarm.service_image(docker_client.services.get(service)) == good_image
+    assert agent.installed()[APP].version == "1.1.0+1.22.1"
+    assert _page(installation.http_port, "/mine.html").text == "written by the user\n"
+    # the site lives in the data volume, so the user's copy of the page is still what is served
+    _wait_for_page(installation.http_port, f"{APP}.localhost", "Your site is live")
+    assert Path(installation.home / "apps" / f"{APP}.json").is_file()
