@@ -9,7 +9,6 @@ from pathlib import Path
 
 import docker
 import pytest
-import requests
 
 from commonshelf import swarm
 from commonshelf.agent import Agent
@@ -18,13 +17,7 @@ from commonshelf.pipeline import DemoInstallation, Shelf, run_pipeline
 from commonshelf.scaffold import bump_recipe
 from commonshelf.settings import Settings
 
-from .test_end_to_end import APP, _wait_for_page, installation  # noqa: F401 (fixture)
-
-
-def _page(port: int, path: str) -> requests.Response:
-    return requests.get(
-        f"http://127.0.0.1:{port}{path}", headers={"Host": f"{APP}.localhost"}, timeout=10
-    )
+from .conftest import APP, get_app, wait_for_page
 
 
 def _exec_in_app(client: docker.DockerClient, service: str, command: str) -> None:
@@ -35,7 +28,7 @@ def _exec_in_app(client: docker.DockerClient, service: str, command: str) -> Non
 
 def test_update_keeps_data_and_a_failing_update_rolls_back(
     workspace: Settings,
-    installation: DemoInstallation,  # noqa: F811
+    installation: DemoInstallation,
     docker_client: docker.DockerClient,
 ) -> None:
     assert run_pipeline(workspace, install=installation).passed
@@ -52,7 +45,10 @@ def test_update_keeps_data_and_a_failing_update_rolls_back(
     assert agent.update() == [(APP, "1.0.0+1.22.1", "1.1.0+1.22.1")]
     good_image = swarm.service_image(docker_client.services.get(service))
     assert agent.installed()[APP].version == "1.1.0+1.22.1"
-    assert _page(installation.http_port, "/mine.html").text == "written by the user\n"
+    assert (
+        get_app(installation.http_port, f"{APP}.localhost", "/mine.html").text
+        == "written by the user\n"
+    )
     assert agent.update() == []  # nothing newer
 
     # --- a version that fails its health check on the installation: Swarm rolls it back
@@ -80,7 +76,10 @@ def test_update_keeps_data_and_a_failing_update_rolls_back(
     assert time.monotonic() - started < 240
     assert swarm.service_image(docker_client.services.get(service)) == good_image
     assert agent.installed()[APP].version == "1.1.0+1.22.1"
-    assert _page(installation.http_port, "/mine.html").text == "written by the user\n"
+    assert (
+        get_app(installation.http_port, f"{APP}.localhost", "/mine.html").text
+        == "written by the user\n"
+    )
     # the site lives in the data volume, so the user's copy of the page is still what is served
-    _wait_for_page(installation.http_port, f"{APP}.localhost", "Your site is live")
+    wait_for_page(installation.http_port, f"{APP}.localhost", "Your site is live")
     assert Path(installation.home / "apps" / f"{APP}.json").is_file()

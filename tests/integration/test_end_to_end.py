@@ -9,9 +9,6 @@ a CRITICAL vulnerability must keep a new version out of the catalogue.
 from __future__ import annotations
 
 import json
-import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import docker
@@ -28,56 +25,7 @@ from commonshelf.pipeline import DemoInstallation, Shelf, run_pipeline
 from commonshelf.settings import Settings
 from commonshelf.trivydb import Advisory, write_trivy_db
 
-from ..conftest import free_port
-
-APP = "custom-html"
-
-
-def _get(port: int, host: str, path: str = "/") -> requests.Response:
-    return requests.get(f"http://127.0.0.1:{port}{path}", headers={"Host": host}, timeout=10)
-
-
-def _wait_for_page(port: int, host: str, text: str, timeout: float = 60) -> requests.Response:
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while time.monotonic() < deadline:
-        try:
-            page = _get(port, host)
-            if page.status_code == 200 and text in page.text:
-                return page
-            last = page.status_code
-        except requests.RequestException as exc:
-            last = exc
-        time.sleep(1)
-    raise AssertionError(f"{host} did not serve '{text}' on port {port}: {last}")
-
-
-@pytest.fixture
-def installation(tmp_path: Path, docker_client: docker.DockerClient) -> Iterator[DemoInstallation]:
-    """A private installation (own namespace, proxy port, home); removed afterwards, data too."""
-    demo = DemoInstallation(
-        home=tmp_path / "agent", http_port=free_port(), namespace=f"cst{uuid.uuid4().hex[:6]}-"
-    )
-    yield demo
-    stacks = [f"{demo.namespace}{APP}", f"{demo.namespace}commonshelf"]
-    for stack in stacks:
-        swarm.remove(stack)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and docker_client.containers.list(
-        all=True, filters={"label": f"com.docker.stack.namespace={stacks[0]}"}
-    ) + docker_client.containers.list(
-        all=True, filters={"label": f"com.docker.stack.namespace={stacks[1]}"}
-    ):
-        time.sleep(1)
-    for volume in docker_client.volumes.list(filters={"name": demo.namespace}):
-        volume.remove(force=True)
-    for network in docker_client.networks.list(names=[f"{demo.namespace}commonshelf-apps"]):
-        for _ in range(20):
-            try:
-                network.remove()
-                break
-            except docker.errors.APIError:
-                time.sleep(1)
+from .conftest import APP, get_app, wait_for_page
 
 
 def test_recipe_to_signed_catalogue_to_running_app(
@@ -134,9 +82,9 @@ def test_recipe_to_signed_catalogue_to_running_app(
     # the app runs on Swarm, pinned by digest, and answers through the proxy
     service = docker_client.services.get(f"{installation.namespace}{APP}_app")
     assert swarm.service_image(service) == image
-    page = _wait_for_page(installation.http_port, f"{APP}.localhost", "Your site is live")
+    page = wait_for_page(installation.http_port, f"{APP}.localhost", "Your site is live")
     assert "Custom HTML" in page.text
-    assert _get(installation.http_port, "unknown.localhost").status_code == 404
+    assert get_app(installation.http_port, "unknown.localhost").status_code == 404
 
     # --- second run: base image, build, tests, scan and release are all skipped
     again = run_pipeline(workspace, install=installation)
@@ -156,7 +104,7 @@ def test_recipe_to_signed_catalogue_to_running_app(
         agent.install(APP, "9.9.9+1.22.1")
     service.reload()
     assert service.attrs["Version"]["Index"] == version_before
-    assert _get(installation.http_port, f"{APP}.localhost").status_code == 200
+    assert get_app(installation.http_port, f"{APP}.localhost").status_code == 200
     assert json.loads((installation.home / "apps" / f"{APP}.json").read_text())["version"] == (
         "1.0.0+1.22.1"
     )

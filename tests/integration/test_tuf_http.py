@@ -128,5 +128,7 @@ def test_unreachable_repository_is_named(
 ) -> None:
     _, public, _ = repo
     dead = f"http://127.0.0.1:{free_port()}"
-    with pytest.raises(TrustError, match=rf"{dead} could not be fetched: the repository is unreachable"):
+    with pytest.raises(
+        TrustError, match=rf"{dead} could not be fetched: the repository is unreachable"
+    ):
         Subscription.create(tmp_path / "home", dead, _root(public)).refresh()

@@ -1,0 +1,67 @@
+"""Fixtures for tests that run a private installation next to the machine's own."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import docker.errors
+import pytest
+import requests
+
+from commonshelf import swarm
+from commonshelf.pipeline import DemoInstallation
+
+from ..conftest import free_port
+
+APP = "custom-html"
+
+
+def get_app(port: int, host: str, path: str = "/") -> requests.Response:
+    return requests.get(f"http://127.0.0.1:{port}{path}", headers={"Host": host}, timeout=10)
+
+
+def wait_for_page(port: int, host: str, text: str, timeout: float = 60) -> requests.Response:
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        try:
+            page = get_app(port, host)
+            if page.status_code == 200 and text in page.text:
+                return page
+            last = page.status_code
+        except requests.RequestException as exc:
+            last = exc
+        time.sleep(1)
+    raise AssertionError(f"{host} did not serve '{text}' on port {port}: {last}")
+
+
+@pytest.fixture
+def installation(tmp_path: Path, docker_client: docker.DockerClient) -> Iterator[DemoInstallation]:
+    """A private installation (own namespace, proxy port, home); removed afterwards, data too."""
+    demo = DemoInstallation(
+        home=tmp_path / "agent", http_port=free_port(), namespace=f"cst{uuid.uuid4().hex[:6]}-"
+    )
+    yield demo
+    stacks = [f"{demo.namespace}{APP}", f"{demo.namespace}commonshelf"]
+    for stack in stacks:
+        swarm.remove(stack)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and docker_client.containers.list(
+        all=True, filters={"label": f"com.docker.stack.namespace={stacks[0]}"}
+    ) + docker_client.containers.list(
+        all=True, filters={"label": f"com.docker.stack.namespace={stacks[1]}"}
+    ):
+        time.sleep(1)
+    for volume in docker_client.volumes.list(filters={"name": demo.namespace}):
+        volume.remove(force=True)
+    for network in docker_client.networks.list(names=[f"{demo.namespace}commonshelf-apps"]):
+        for _ in range(20):
+            try:
+                network.remove()
+                break
+            except docker.errors.APIError:
+                time.sleep(1)
