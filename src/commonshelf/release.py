@@ -10,6 +10,7 @@ consistent state), then `catalog.json` and `RELEASES.md`, each atomically.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -140,7 +141,7 @@ def release(
     client: docker.DockerClient,
     recipes: list[Recipe],
     base_tag: str,
-    say: Any = print,
+    say: Callable[[str], None] = print,
 ) -> ReleaseOutcome:
     outcome = ReleaseOutcome()
     keys, outcome.new_keys = signing.load_or_create_keys(settings.keys_dir)
