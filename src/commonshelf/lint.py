@@ -692,6 +692,20 @@ def lint_recipe(
     return _RecipeLinter(folder, root or folder.parent.parent, catalog).run()
 
 
+def _stack_config_available() -> bool:
+    """`docker stack config` exists in the docker CLI from 20.10.x on some builds only."""
+    if shutil.which("docker") is None:
+        return False
+    done = subprocess.run(
+        ["docker", "stack", "config", "--help"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=30,
+    )
+    return done.returncode == 0 and "--compose-file" in done.stdout
+
+
 def _stack_config(folder: Path) -> str | None:
     """docker's own rendering of compose.yml: the error line, or None when it renders."""
     done = subprocess.run(
@@ -779,7 +793,7 @@ def lint_shelf(
 
 def _external_rules(recipes_dir: Path, linters: list[_RecipeLinter]) -> None:
     renderable = [lt for lt in linters if lt.compose is not None]
-    if shutil.which("docker") and renderable:
+    if renderable and _stack_config_available():
         with ThreadPoolExecutor(max_workers=4) as pool:
             for linter, error in zip(
                 renderable, pool.map(lambda lt: _stack_config(lt.folder), renderable), strict=True

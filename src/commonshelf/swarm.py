@@ -31,7 +31,6 @@ def deploy(stack: str, compose_file: Path) -> None:
         "--prune",
         "--resolve-image",
         "never",
-        "--detach=true",
         "-c",
         str(compose_file),
         stack,
