@@ -322,6 +322,7 @@ class Agent:
         return changes
 
     def status(self) -> list[AppStatus]:
+        self.config()  # says how to start when this is not an installation yet
         try:
             catalog: Catalog | None = self.catalog()
         except CommonshelfError:  # status must work while the repository is unreachable

@@ -54,3 +54,37 @@ def test_urls_and_names_follow_the_namespace() -> None:
     assert CONFIG.url("web") == "http://web.localhost:8081/"
     assert CONFIG.stack("web") == "t-web" and CONFIG.proxy_stack == "t-commonshelf"
     assert AgentConfig(repository="r").url("web") == "http://web.localhost/"
+
+
+@pytest.mark.parametrize("command", ["status", "install", "apps", "update"])
+def test_commands_before_init_say_how_to_start(
+    tmp_path: Path, command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from commonshelf.cli import main
+
+    argv = ["--home", str(tmp_path), command] + (["web"] if command == "install" else [])
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "commonshelf init --repository URL --root ROOT.json" in err
+    assert "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_init_with_an_unreadable_root_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from commonshelf.cli import main
+
+    home = tmp_path / "home"
+    argv = [
+        "--home",
+        str(home),
+        "init",
+        "--repository",
+        "http://127.0.0.1:1",
+        "--root",
+        str(tmp_path / "missing.json"),
+    ]
+    assert main(argv) == 2
+    assert "Cannot read the root metadata" in capsys.readouterr().err
+    assert not home.exists()
