@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from .subscription import Subscription
 DEFAULT_HOME = Path("/var/lib/commonshelf/agent")
 CATALOG_TARGET = "catalog.json"
 PROXY = "proxy"
+SNAPSHOTS_KEPT = 3
 
 
 @dataclass(frozen=True)
@@ -277,6 +279,9 @@ class Agent:
         expected = {f"{stack}_{name}": spec["image"] for name, spec in rendered["services"].items()}
         if current is not None and current.version == version and self._running(stack, expected):
             return current, False
+        if current is not None and current.version != version:
+            _, running_entry = catalog.version(app, current.version)
+            self.snapshot(current, running_entry.get("data", []))
         path = self.home / "stacks" / f"{stack}.yml"
         write_text_atomic(path, yaml.safe_dump(rendered, sort_keys=False))
         swarm.ensure_network(self.client, config.network)
@@ -297,6 +302,48 @@ class Agent:
         self.reload_proxy(config)
         write_json_atomic(self.home / "apps" / f"{app}.json", asdict(record))
         return record, True
+
+    def snapshot(self, record: Installed, data: list[dict[str, str]]) -> Path | None:
+        """Copy every data volume of an installed app to a tar file before it is changed.
+
+        Runs the app's own image (already on this node) with the volume mounted read-only,
+        so nothing is pulled; the folder appears only when every volume was copied. The
+        newest SNAPSHOTS_KEPT snapshots of each app are kept.
+        """
+        if not data:
+            return None
+        root = self.home / "snapshots" / record.app
+        final = root / f"{now_iso().replace(':', '')}-{record.version}"
+        work = root / f".{final.name}.partial"
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        try:
+            for volume in data:
+                image = record.images[volume["service"]]
+                engine_volume = f"{record.stack}_{volume['volume']}"
+                archive = self.client.containers.run(
+                    image,
+                    ["tar", "-C", "/snapshot", "-cf", "-", "."],
+                    remove=True,
+                    user="0",
+                    network_disabled=True,
+                    entrypoint=[],
+                    volumes={engine_volume: {"bind": "/snapshot", "mode": "ro"}},
+                )
+                (work / f"{volume['volume']}.tar").write_bytes(archive)
+            work.rename(final)
+        except (docker.errors.DockerException, OSError) as exc:
+            shutil.rmtree(work, ignore_errors=True)
+            raise DeployError(
+                f"Could not snapshot the data of {record.app} before updating it "
+                f"({exc}); nothing was changed.",
+                "check free disk space in the installation's home.",
+            ) from None
+        for old in sorted(p for p in root.iterdir() if not p.name.startswith("."))[
+            :-SNAPSHOTS_KEPT
+        ]:
+            shutil.rmtree(old, ignore_errors=True)
+        return final
 
     def _running(self, stack: str, expected: dict[str, str]) -> bool:
         states = {

@@ -4,6 +4,7 @@ back by Swarm while the previous version keeps serving."""
 from __future__ import annotations
 
 import re
+import tarfile
 import time
 from pathlib import Path
 
@@ -43,6 +44,11 @@ def test_update_keeps_data_and_a_failing_update_rolls_back(
     assert bump_recipe(folder, "minor")[1] == "1.1.0+1.22.1"
     assert run_pipeline(workspace, install=None).release.released == [(APP, "1.1.0+1.22.1")]
     assert agent.update() == [(APP, "1.0.0+1.22.1", "1.1.0+1.22.1")]
+    [snapshot] = (installation.home / "snapshots" / APP).iterdir()  # taken before the update
+    assert snapshot.name.endswith("-1.0.0+1.22.1")
+    with tarfile.open(snapshot / "content.tar") as archive:
+        member = archive.extractfile("./mine.html")
+        assert member is not None and member.read() == b"written by the user\n"
     good_image = swarm.service_image(docker_client.services.get(service))
     assert agent.installed()[APP].version == "1.1.0+1.22.1"
     assert (
