@@ -306,9 +306,9 @@ class Agent:
     def snapshot(self, record: Installed, data: list[dict[str, str]]) -> Path | None:
         """Copy every data volume of an installed app to a tar file before it is changed.
 
-        Runs the app's own image (already on this node) with the volume mounted read-only,
-        so nothing is pulled; the folder appears only when every volume was copied. The
-        newest SNAPSHOTS_KEPT snapshots of each app are kept.
+        Each volume is read through the engine's archive API (see `_copy_volume`); the
+        snapshot folder appears only when every volume was copied. The newest
+        SNAPSHOTS_KEPT snapshots of each app are kept.
         """
         if not data:
             return None
@@ -319,18 +319,11 @@ class Agent:
         work.mkdir(parents=True)
         try:
             for volume in data:
-                image = record.images[volume["service"]]
-                engine_volume = f"{record.stack}_{volume['volume']}"
-                archive = self.client.containers.run(
-                    image,
-                    ["tar", "-C", "/snapshot", "-cf", "-", "."],
-                    remove=True,
-                    user="0",
-                    network_disabled=True,
-                    entrypoint=[],
-                    volumes={engine_volume: {"bind": "/snapshot", "mode": "ro"}},
+                self._copy_volume(
+                    record.images[volume["service"]],
+                    f"{record.stack}_{volume['volume']}",
+                    work / f"{volume['volume']}.tar",
                 )
-                (work / f"{volume['volume']}.tar").write_bytes(archive)
             work.rename(final)
         except (docker.errors.DockerException, OSError) as exc:
             shutil.rmtree(work, ignore_errors=True)
@@ -344,6 +337,27 @@ class Agent:
         ]:
             shutil.rmtree(old, ignore_errors=True)
         return final
+
+    def _copy_volume(self, image: str, volume: str, out: Path) -> None:
+        """Stream a volume's files into a tar file through the engine's archive API.
+
+        A created (never started) container of the app's own image mounts the volume
+        read-only; nothing runs and nothing is pulled.
+        """
+        holder = self.client.containers.create(
+            image,
+            ["true"],
+            entrypoint=[],
+            network_disabled=True,
+            volumes={volume: {"bind": "/snapshot", "mode": "ro"}},
+        )
+        try:
+            stream, _ = holder.get_archive("/snapshot/.")
+            with out.open("wb") as handle:
+                for chunk in stream:
+                    handle.write(chunk)
+        finally:
+            holder.remove(force=True)
 
     def _running(self, stack: str, expected: dict[str, str]) -> bool:
         states = {

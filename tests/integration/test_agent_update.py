@@ -3,6 +3,7 @@ back by Swarm while the previous version keeps serving."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 import tarfile
 import time
@@ -35,6 +36,9 @@ def test_update_keeps_data_and_a_failing_update_rolls_back(
     assert run_pipeline(workspace, install=installation).passed
     service = f"{installation.namespace}{APP}_app"
     _exec_in_app(docker_client, service, "echo 'written by the user' > /srv/www/mine.html")
+    _exec_in_app(docker_client, service, "head -c 200000 /dev/urandom > /srv/www/blob.bin")
+    [task] = swarm.task_containers(docker_client, service)
+    blob_sha = task.exec_run(["sha256sum", "/srv/www/blob.bin"]).output.split()[0].decode()
     agent = Agent(installation.home, docker_client)
 
     # --- a good new version: released by CI, applied by the installation, data kept
@@ -47,8 +51,11 @@ def test_update_keeps_data_and_a_failing_update_rolls_back(
     [snapshot] = (installation.home / "snapshots" / APP).iterdir()  # taken before the update
     assert snapshot.name.endswith("-1.0.0+1.22.1")
     with tarfile.open(snapshot / "content.tar") as archive:
-        member = archive.extractfile("./mine.html")
-        assert member is not None and member.read() == b"written by the user\n"
+        files = {m.name: archive.extractfile(m) for m in archive.getmembers() if m.isfile()}
+        assert set(files) == {"./index.html", "./mine.html", "./blob.bin"}
+        mine, blob = files["./mine.html"], files["./blob.bin"]
+        assert mine is not None and mine.read() == b"written by the user\n"
+        assert blob is not None and hashlib.sha256(blob.read()).hexdigest() == blob_sha
     good_image = swarm.service_image(docker_client.services.get(service))
     assert agent.installed()[APP].version == "1.1.0+1.22.1"
     assert (
