@@ -121,8 +121,12 @@ def build(c: Context, app: str) -> None:
 def test(c: Context, app: str, force: bool = True) -> None:
     """Build, then run the recipe's tests against real containers."""
     shelf = _shelf()
-    results = [shelf.test(recipe, force=force, capture=False) for recipe in shelf.recipes([app])]
+    recipes = shelf.recipes([app])
+    results = [shelf.test(recipe, force=force, capture=False) for recipe in recipes]
     console.stage_table(shelf.results, "test")
+    for recipe in recipes:
+        evidence = shelf.evidence.load(recipe.name, recipe.version, recipe.content_hash())
+        console.matrix_table(recipe.name, evidence.gates.get("test", {}))
     if not all(r.passed for r in results):
         raise Exit(code=1)
 

@@ -27,6 +27,7 @@ from .errors import CommonshelfError, DeployError
 from .evidence import now_iso
 from .fsutil import write_json_atomic, write_text_atomic
 from .subscription import Subscription
+from .volumes import archive_volume
 
 DEFAULT_HOME = Path("/var/lib/commonshelf/agent")
 CATALOG_TARGET = "catalog.json"
@@ -306,7 +307,7 @@ class Agent:
     def snapshot(self, record: Installed, data: list[dict[str, str]]) -> Path | None:
         """Copy every data volume of an installed app to a tar file before it is changed.
 
-        Each volume is read through the engine's archive API (see `_copy_volume`); the
+        Each volume is read through the engine's archive API (`volumes.archive_volume`); the
         snapshot folder appears only when every volume was copied. The newest
         SNAPSHOTS_KEPT snapshots of each app are kept.
         """
@@ -319,7 +320,8 @@ class Agent:
         work.mkdir(parents=True)
         try:
             for volume in data:
-                self._copy_volume(
+                archive_volume(
+                    self.client,
                     record.images[volume["service"]],
                     f"{record.stack}_{volume['volume']}",
                     work / f"{volume['volume']}.tar",
@@ -337,27 +339,6 @@ class Agent:
         ]:
             shutil.rmtree(old, ignore_errors=True)
         return final
-
-    def _copy_volume(self, image: str, volume: str, out: Path) -> None:
-        """Stream a volume's files into a tar file through the engine's archive API.
-
-        A created (never started) container of the app's own image mounts the volume
-        read-only; nothing runs and nothing is pulled.
-        """
-        holder = self.client.containers.create(
-            image,
-            ["true"],
-            entrypoint=[],
-            network_disabled=True,
-            volumes={volume: {"bind": "/snapshot", "mode": "ro"}},
-        )
-        try:
-            stream, _ = holder.get_archive("/snapshot/.")
-            with out.open("wb") as handle:
-                for chunk in stream:
-                    handle.write(chunk)
-        finally:
-            holder.remove(force=True)
 
     def _running(self, stack: str, expected: dict[str, str]) -> bool:
         states = {

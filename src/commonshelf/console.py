@@ -55,3 +55,22 @@ def stage_table(stages: list[Any], title: str = "Pipeline") -> None:
     for s in stages:
         if not s.passed and "\n" in s.summary:
             err.print(f"[red]{s.recipe} {s.stage} output:[/red]\n{s.summary}")
+
+
+def matrix_table(recipe: str, gate: dict[str, Any]) -> None:
+    """The standard matrix of a recipe's test gate (from its evidence record)."""
+    from rich.table import Table
+
+    table = Table(
+        "check", "result", "time", "detail", title=f"{recipe}: matrix level {gate.get('level', 0)}"
+    )
+    colours = {"passed": "green", "failed": "red", "skipped": "yellow"}
+    for check in gate.get("matrix", []):
+        colour = colours.get(check["status"], "white")
+        table.add_row(
+            check["check"],
+            f"[{colour}]{check['status']}[/{colour}]",
+            f"{check['seconds']:.1f}s",
+            check["detail"].splitlines()[0] if check["detail"] else "",
+        )
+    out.print(table)

@@ -174,25 +174,38 @@ class RunningStack:
             self.services[name].docker_container.restart(timeout=20)
         self.wait_healthy()
 
-    def stop(self) -> None:
+    def stop(self, keep_volumes: bool = False) -> None:
+        """Remove the containers and the network; the volumes too unless `keep_volumes`."""
         for running in self.services.values():
             with contextlib.suppress(docker.errors.NotFound):
-                running.container.stop(force=True, delete_volume=True)
-        for volume in self.volumes.values():
-            with contextlib.suppress(docker.errors.NotFound):
-                self.client.volumes.get(volume).remove(force=True)
+                running.container.stop(force=True, delete_volume=True)  # anonymous ones only
+        if not keep_volumes:
+            for volume in self.volumes.values():
+                with contextlib.suppress(docker.errors.NotFound):
+                    self.client.volumes.get(volume).remove(force=True)
         if self.network is not None:
-            self.network.remove()
+            with contextlib.suppress(docker.errors.NotFound):
+                self.network.remove()
+            self.network = None
 
 
 def start_stack(
-    recipe: Recipe, images: Mapping[str, str], client: docker.DockerClient
+    recipe: Recipe,
+    images: Mapping[str, str],
+    client: docker.DockerClient,
+    volumes: Mapping[str, str] | None = None,
 ) -> RunningStack:
-    """Start every service of the recipe's compose file; the caller must `stop()` it."""
+    """Start every service of the recipe's compose file; the caller must `stop()` it.
+
+    `volumes` (compose name -> engine volume) reuses the volumes of an earlier stack,
+    e.g. to start a new version on the data an old one wrote.
+    """
     compose = recipe.compose()
     labels = run_labels()
     network = Network(docker_network_kw={"labels": labels}).create()
-    stack = RunningStack(recipe=recipe, client=client, services={}, volumes={}, network=network)
+    stack = RunningStack(
+        recipe=recipe, client=client, services={}, volumes=dict(volumes or {}), network=network
+    )
     try:
         for name, spec in compose["services"].items():
             image = images.get(name) or spec.get("image")

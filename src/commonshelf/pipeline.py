@@ -20,6 +20,7 @@ from .agent import Agent
 from .errors import CommonshelfError, RecipeError
 from .evidence import Evidence, EvidenceStore
 from .harness import run_recipe_tests
+from .matrix import CHECKS, run_matrix
 from .recipe import Recipe, discover, load_recipe
 from .release import ReleaseOutcome, release
 from .settings import Settings
@@ -158,19 +159,27 @@ class Shelf:
         if done and done.get("passed") and not force:
             return self._record(recipe, "test", True, True, done["summary"], started)
         run = run_recipe_tests(recipe, images_, self.settings.build_dir / "tests", capture=capture)
+        matrix = run_matrix(recipe, images_, self.client)
+        passed = run.ok and matrix.passed
+        summary = f"{run.summary}; matrix level {matrix.level}/{len(CHECKS)}"
         evidence.record(
             "test",
-            run.ok,
-            run.summary,
+            passed,
+            summary,
             tests_passed=run.passed,
             tests_failed=run.failed + run.errors,
             tests_skipped=run.skipped,
             seconds=round(run.seconds, 1),
+            level=matrix.level,
+            matrix=matrix.to_dict()["checks"],
         )
         self.evidence.save(evidence)
-        result = self._record(recipe, "test", run.ok, False, run.summary, started)
+        result = self._record(recipe, "test", passed, False, summary, started)
         if not run.ok and capture:
             result.summary += "\n" + run.output[-3000:]
+        for check in matrix.checks:
+            if check.status == "failed":
+                result.summary += f"\nmatrix {check.check} failed: {check.detail}"
         return result
 
     def scan(

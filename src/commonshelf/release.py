@@ -94,6 +94,7 @@ def _version_entry(
         "tests": {
             k: tests.get(k) for k in ("tests_passed", "tests_failed", "tests_skipped", "summary")
         },
+        "level": tests.get("level"),
         "scan": {k: scan.get(k) for k in ("counts", "fail_on", "vuln_db", "summary")},
         "changes": changelog_entry(recipe.path, recipe.version) or "",
     }

@@ -1,0 +1,206 @@
+"""The standard test matrix every recipe gets without its packager writing it.
+
+Checks run in order on the recipe's whole stack (every service, network and
+volume of compose.yml, through the harness): install, smoke, persistence,
+backup/restore and removal. Persistence and backup/restore use the recipe's
+seed hook (`tests/hooks.py` with `seed(app)` and `verify(app)`), which writes
+real data through the app's own interface and checks it is there. The level is
+the number of checks passed in a row from the first, like YunoHost's
+cumulative levels: a recipe that installs but loses data on restart is level 2.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import docker
+
+from .harness import LABEL_RUN, RUN_ID, RunningStack, run_labels, start_stack
+from .recipe import Recipe
+from .volumes import archive_volume, restore_volume
+
+CHECKS = ("install", "smoke", "persistence", "backup_restore", "removal")
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    check: str
+    status: str  # passed | failed | skipped
+    seconds: float
+    detail: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class MatrixResult:
+    recipe: str
+    version: str
+    checks: tuple[CheckResult, ...]
+
+    @property
+    def level(self) -> int:
+        """Checks passed in a row from the first (skipped ones end the run too)."""
+        level = 0
+        for result in self.checks:
+            if result.status != "passed":
+                break
+            level += 1
+        return level
+
+    @property
+    def passed(self) -> bool:
+        return all(r.status == "passed" for r in self.checks)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "recipe": self.recipe,
+            "version": self.version,
+            "level": self.level,
+            "passed": self.passed,
+            "checks": [c.to_dict() for c in self.checks],
+        }
+
+
+def load_hooks(recipe: Recipe) -> ModuleType | None:
+    """The recipe's `tests/hooks.py` (seed/verify), or None when it has none."""
+    path = recipe.tests_dir / "hooks.py"
+    if not path.is_file():
+        return None
+    spec = importlib.util.spec_from_file_location(f"commonshelf_hooks_{recipe.name}", path)
+    if spec is None or spec.loader is None:
+        return None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class _Matrix:
+    """The checks, in order, sharing one stack; a check that fails or is skipped skips the rest
+    (each builds on the state the previous one left)."""
+
+    def __init__(self, recipe: Recipe, images: dict[str, str], client: docker.DockerClient):
+        self.recipe = recipe
+        self.images = images
+        self.client = client
+        self.hooks = load_hooks(recipe)
+        self.stack: RunningStack | None = None
+        self.volumes: dict[str, str] = {}
+
+    @property
+    def app(self) -> RunningStack:
+        assert self.stack is not None, "the stack is not running"
+        return self.stack
+
+    def install(self) -> str:
+        self.stack = start_stack(self.recipe, self.images, self.client)
+        self.volumes = dict(self.stack.volumes)
+        return f"{len(self.stack.services)} service(s) healthy"
+
+    def smoke(self) -> str:
+        path = self.recipe.main.health
+        answer = self.app.get(path)
+        assert answer.status_code == 200, f"GET {path} answered {answer.status_code}"
+        return f"GET {path} → 200"
+
+    def persistence(self) -> str:
+        if self.hooks is None:
+            return "skipped: the recipe has no tests/hooks.py with seed() and verify()"
+        self.hooks.seed(self.app)
+        self.hooks.verify(self.app)
+        self.app.restart()
+        self.hooks.verify(self.app)
+        return "seeded data survived a restart of every service"
+
+    def backup_restore(self) -> str:
+        """Run backup hooks, copy the data volumes, lose everything, restore, start again."""
+        assert self.hooks is not None
+        backup = self.recipe.manifest.get("backup") or {}
+        for command in backup.get("pre", []):
+            self.app.exec(command, service=backup["service"])
+        with tempfile.TemporaryDirectory(prefix="commonshelf-backup-") as work:
+            archives = {}
+            for data in self.recipe.data:
+                archives[data.volume] = Path(work) / f"{data.volume}.tar"
+                archive_volume(
+                    self.client,
+                    self.images[data.service],
+                    self.volumes[data.volume],
+                    archives[data.volume],
+                )
+            for command in backup.get("post", []):
+                self.app.exec(command, service=backup["service"])
+            self.app.stop()  # containers, network and every volume: the machine is lost
+            self.stack = None
+            for data in self.recipe.data:
+                self.client.volumes.create(self.volumes[data.volume], labels=run_labels())
+                restore_volume(
+                    self.client,
+                    self.images[data.service],
+                    self.volumes[data.volume],
+                    archives[data.volume],
+                )
+        self.stack = start_stack(self.recipe, self.images, self.client, volumes=self.volumes)
+        self.hooks.verify(self.app)
+        return f"{len(self.recipe.data)} data volume(s) backed up, wiped and restored"
+
+    def removal(self) -> str:
+        self.app.stop(keep_volumes=True)
+        self.stack = None
+        label = {"label": f"{LABEL_RUN}={RUN_ID}"}
+        data = set(self.volumes.values())
+        left = [f"container {c.name}" for c in self.client.containers.list(all=True, filters=label)]
+        left += [f"network {n.name}" for n in self.client.networks.list(filters=label)]
+        left += [
+            f"volume {v.name}"
+            for v in self.client.volumes.list(filters=label)
+            if v.name not in data
+        ]
+        assert not left, f"left behind after removal: {', '.join(left)}"
+        return "only the declared data volumes remain"
+
+    def cleanup(self) -> None:
+        if self.stack is not None:
+            self.stack.stop()
+        for name in self.volumes.values():
+            with contextlib.suppress(docker.errors.NotFound):
+                self.client.volumes.get(name).remove(force=True)
+
+
+def run_matrix(recipe: Recipe, images: dict[str, str], client: docker.DockerClient) -> MatrixResult:
+    """Every check of the matrix against fresh containers of `images`."""
+    matrix = _Matrix(recipe, images, client)
+    results: list[CheckResult] = []
+    blocked = ""
+    try:
+        for name in CHECKS:
+            if blocked:
+                results.append(CheckResult(name, "skipped", 0.0, blocked))
+                continue
+            started = time.monotonic()
+            try:
+                detail = getattr(matrix, name)()
+            except (AssertionError, docker.errors.DockerException, OSError) as exc:
+                text = str(exc).strip() or repr(exc)
+                results.append(CheckResult(name, "failed", time.monotonic() - started, text[:1500]))
+                blocked = f"{name} failed"
+                continue
+            status = "skipped" if detail.startswith("skipped: ") else "passed"
+            results.append(
+                CheckResult(
+                    name, status, time.monotonic() - started, detail.removeprefix("skipped: ")
+                )
+            )
+            if status == "skipped":
+                blocked = f"{name} was skipped"
+    finally:
+        matrix.cleanup()
+    return MatrixResult(recipe.name, recipe.version, tuple(results))
