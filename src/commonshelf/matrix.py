@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import shutil
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -23,21 +24,30 @@ from typing import Any
 import docker
 
 from .harness import LABEL_RUN, RUN_ID, RunningStack, run_labels, start_stack
-from .recipe import Recipe
+from .recipe import Recipe, load_recipe, schema_file_for
 from .volumes import archive_volume, restore_volume
 
-CHECKS = ("install", "smoke", "persistence", "backup_restore", "removal")
+CHECKS = ("install", "smoke", "persistence", "upgrade", "backup_restore", "removal")
+NOT_APPLICABLE = "n/a"  # the upgrade check of a recipe's first release: counts as passed
 
 
 @dataclass(frozen=True)
 class CheckResult:
     check: str
-    status: str  # passed | failed | skipped
+    status: str  # passed | failed | skipped | n/a
     seconds: float
     detail: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class Released:
+    """The version an installation runs today: its pinned compose file (images by digest)."""
+
+    version: str
+    compose: str  # the released compose.yml text
 
 
 @dataclass(frozen=True)
@@ -51,14 +61,14 @@ class MatrixResult:
         """Checks passed in a row from the first (skipped ones end the run too)."""
         level = 0
         for result in self.checks:
-            if result.status != "passed":
+            if result.status not in ("passed", NOT_APPLICABLE):
                 break
             level += 1
         return level
 
     @property
     def passed(self) -> bool:
-        return all(r.status == "passed" for r in self.checks)
+        return all(r.status in ("passed", NOT_APPLICABLE) for r in self.checks)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -87,7 +97,14 @@ class _Matrix:
     """The checks, in order, sharing one stack; a check that fails or is skipped skips the rest
     (each builds on the state the previous one left)."""
 
-    def __init__(self, recipe: Recipe, images: dict[str, str], client: docker.DockerClient):
+    def __init__(
+        self,
+        recipe: Recipe,
+        images: dict[str, str],
+        client: docker.DockerClient,
+        released: Released | None,
+    ) -> None:
+        self.released = released
         self.recipe = recipe
         self.images = images
         self.client = client
@@ -119,6 +136,42 @@ class _Matrix:
         self.app.restart()
         self.hooks.verify(self.app)
         return "seeded data survived a restart of every service"
+
+    def upgrade(self) -> str:
+        """The released version, seeded, replaced by the candidate on the same volumes."""
+        if self.released is None:
+            return f"n/a: first release of {self.recipe.name}"
+        assert self.hooks is not None
+        assert self.released.compose, (
+            f"the compose file of the released {self.released.version} is not in public/; "
+            "restore public/ from the publishing host"
+        )
+        self.app.stop()
+        self.stack = None
+        for name in self.volumes.values():
+            with contextlib.suppress(docker.errors.NotFound):
+                self.client.volumes.get(name).remove(force=True)
+        with tempfile.TemporaryDirectory(prefix="commonshelf-released-") as work:
+            folder = Path(work) / self.recipe.name
+            shutil.copytree(self.recipe.path, folder)
+            (folder / "compose.yml").write_text(self.released.compose)
+            old_recipe = load_recipe(folder, schema_file_for(self.recipe.path))
+            compose = old_recipe.compose()
+            for spec in compose["services"].values():
+                image = str(spec.get("image", ""))
+                with contextlib.suppress(docker.errors.ImageNotFound):
+                    self.client.images.get(image)
+                    continue
+                self.client.images.pull(image)  # the project's own registry, by digest
+            old = start_stack(old_recipe, {}, self.client)
+        self.volumes = dict(old.volumes)
+        self.hooks.seed(old)
+        self.hooks.verify(old)
+        old.stop(keep_volumes=True)
+        self.stack = start_stack(self.recipe, self.images, self.client, volumes=self.volumes)
+        self.volumes = dict(self.stack.volumes)
+        self.hooks.verify(self.app)
+        return f"{self.released.version} → {self.recipe.version}: seeded data kept, healthy"
 
     def backup_restore(self) -> str:
         """Run backup hooks, copy the data volumes, lose everything, restore, start again."""
@@ -175,9 +228,15 @@ class _Matrix:
                 self.client.volumes.get(name).remove(force=True)
 
 
-def run_matrix(recipe: Recipe, images: dict[str, str], client: docker.DockerClient) -> MatrixResult:
-    """Every check of the matrix against fresh containers of `images`."""
-    matrix = _Matrix(recipe, images, client)
+def run_matrix(
+    recipe: Recipe,
+    images: dict[str, str],
+    client: docker.DockerClient,
+    released: Released | None = None,
+) -> MatrixResult:
+    """Every check of the matrix against fresh containers of `images`; the upgrade check
+    starts from `released` (None: this is the recipe's first release)."""
+    matrix = _Matrix(recipe, images, client, released)
     results: list[CheckResult] = []
     blocked = ""
     try:
@@ -193,12 +252,10 @@ def run_matrix(recipe: Recipe, images: dict[str, str], client: docker.DockerClie
                 results.append(CheckResult(name, "failed", time.monotonic() - started, text[:1500]))
                 blocked = f"{name} failed"
                 continue
-            status = "skipped" if detail.startswith("skipped: ") else "passed"
-            results.append(
-                CheckResult(
-                    name, status, time.monotonic() - started, detail.removeprefix("skipped: ")
-                )
-            )
+            status, _, rest = detail.partition(": ")
+            if status not in ("skipped", NOT_APPLICABLE):
+                status, rest = "passed", detail
+            results.append(CheckResult(name, status, time.monotonic() - started, rest))
             if status == "skipped":
                 blocked = f"{name} was skipped"
     finally:

@@ -14,13 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import docker
+import semver
 
 from . import environment, images, scan, vcs
 from .agent import Agent
+from .catalog import Catalog
 from .errors import CommonshelfError, RecipeError
 from .evidence import Evidence, EvidenceStore
 from .harness import run_recipe_tests
-from .matrix import CHECKS, run_matrix
+from .matrix import CHECKS, Released, run_matrix
 from .recipe import Recipe, discover, load_recipe
 from .release import ReleaseOutcome, release
 from .settings import Settings
@@ -159,7 +161,7 @@ class Shelf:
         if done and done.get("passed") and not force:
             return self._record(recipe, "test", True, True, done["summary"], started)
         run = run_recipe_tests(recipe, images_, self.settings.build_dir / "tests", capture=capture)
-        matrix = run_matrix(recipe, images_, self.client)
+        matrix = run_matrix(recipe, images_, self.client, self._released(recipe))
         passed = run.ok and matrix.passed
         summary = f"{run.summary}; matrix level {matrix.level}/{len(CHECKS)}"
         evidence.record(
@@ -181,6 +183,21 @@ class Shelf:
             if check.status == "failed":
                 result.summary += f"\nmatrix {check.check} failed: {check.detail}"
         return result
+
+    def _released(self, recipe: Recipe) -> Released | None:
+        """The newest released version below the candidate, for the upgrade check."""
+        versions = Catalog.load(self.settings.catalog_path).versions(recipe.name)
+        candidate = semver.Version.parse(recipe.version)
+        older = [v for v in versions if semver.Version.parse(v) < candidate]
+        if not older:
+            return None
+        version = max(older, key=semver.Version.parse)
+        folder, _, name = str(versions[version]["compose"]).rpartition("/")
+        found = sorted(
+            (self.settings.public_dir / "targets" / folder).glob(f"*.{name}"),
+            key=lambda path: path.stat().st_mtime,
+        )
+        return Released(version, found[-1].read_text() if found else "")
 
     def scan(
         self, recipe: Recipe, force: bool = False, trivy_cache: Path | None = None

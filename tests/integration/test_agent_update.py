@@ -14,7 +14,9 @@ import pytest
 
 from commonshelf import swarm
 from commonshelf.agent import Agent
+from commonshelf.catalog import Catalog
 from commonshelf.errors import DeployError
+from commonshelf.matrix import CHECKS
 from commonshelf.pipeline import DemoInstallation, Shelf, run_pipeline
 from commonshelf.scaffold import bump_recipe
 from commonshelf.settings import Settings
@@ -47,6 +49,15 @@ def test_update_keeps_data_and_a_failing_update_rolls_back(
     index.write_text(index.read_text().replace("</body>", "<!-- v1.1 -->\n</body>"))
     assert bump_recipe(folder, "minor")[1] == "1.1.0+1.22.1"
     assert run_pipeline(workspace, install=None).release.released == [(APP, "1.1.0+1.22.1")]
+    # CI tested the upgrade from the released 1.0.0 on seeded data before releasing 1.1.0
+    released = Catalog.load(workspace.catalog_path).versions(APP)["1.1.0+1.22.1"]
+    assert released["level"] == len(CHECKS)
+    shelf_ = Shelf(workspace)
+    [candidate] = shelf_.recipes([APP])
+    gate = shelf_.evidence.load(APP, candidate.version, candidate.content_hash()).gates["test"]
+    [upgrade] = [c for c in gate["matrix"] if c["check"] == "upgrade"]
+    assert upgrade["status"] == "passed"
+    assert upgrade["detail"].startswith("1.0.0+1.22.1 → 1.1.0+1.22.1")
     assert agent.update() == [(APP, "1.0.0+1.22.1", "1.1.0+1.22.1")]
     [snapshot] = (installation.home / "snapshots" / APP).iterdir()  # taken before the update
     assert snapshot.name.endswith("-1.0.0+1.22.1")

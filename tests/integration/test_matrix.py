@@ -9,8 +9,9 @@ from pathlib import Path
 import docker
 import yaml
 
+from commonshelf import images
 from commonshelf.harness import LABEL_RUN
-from commonshelf.matrix import CHECKS, run_matrix
+from commonshelf.matrix import CHECKS, Released, run_matrix
 from commonshelf.recipe import Recipe, load_recipe
 from commonshelf.settings import Settings
 
@@ -23,8 +24,10 @@ def _copy(settings: Settings, tmp_path: Path) -> Path:
     return tmp_path / "recipes" / "custom-html"
 
 
-def _statuses(recipe: Recipe, image: str, client: docker.DockerClient) -> dict[str, str]:
-    result = run_matrix(recipe, {"app": image}, client)
+def _statuses(
+    recipe: Recipe, image: str, client: docker.DockerClient, released: Released | None = None
+) -> dict[str, str]:
+    result = run_matrix(recipe, {"app": image}, client, released)
     assert not client.containers.list(all=True, filters={"label": LABEL_RUN})
     assert not client.volumes.list(filters={"label": LABEL_RUN})
     return {c.check: c.status for c in result.checks}
@@ -79,6 +82,7 @@ def test_data_kept_outside_the_declared_volume_fails_backup_restore(
         "install": "passed",
         "smoke": "passed",
         "persistence": "passed",
+        "upgrade": "n/a",
         "backup_restore": "failed",
         "removal": "skipped",
     }
@@ -94,4 +98,49 @@ def test_a_recipe_without_seed_hooks_stops_at_persistence(
     (folder / "tests" / "hooks.py").unlink()
     statuses = _statuses(load_recipe(folder), recipe_image, docker_client)
     assert statuses["persistence"] == "skipped"
+    assert statuses["backup_restore"] == statuses["removal"] == "skipped"
+
+
+def _released(settings: Settings, client: docker.DockerClient, image: str) -> Released:
+    """custom-html as if 0.9.0 had been released: pushed, and pinned by digest."""
+    digest = images.push(
+        client, image, settings.registry, "commonshelf/custom-html-app", "matrix-test"
+    )
+    compose = yaml.safe_load((settings.recipes_dir / "custom-html" / "compose.yml").read_text())
+    compose["services"]["app"]["image"] = (
+        f"{settings.registry}/commonshelf/custom-html-app@{digest}"
+    )
+    return Released("0.9.0+1.22.1", yaml.safe_dump(compose))
+
+
+def test_upgrade_from_the_released_version_keeps_seeded_data(
+    settings: Settings,
+    recipe_image: str,
+    docker_client: docker.DockerClient,
+) -> None:
+    recipe = load_recipe(settings.recipes_dir / "custom-html")
+    released = _released(settings, docker_client, recipe_image)
+    result = run_matrix(recipe, {"app": recipe_image}, docker_client, released)
+    upgrade = next(c for c in result.checks if c.check == "upgrade")
+    assert upgrade.status == "passed", upgrade
+    assert "0.9.0+1.22.1 → 1.0.0+1.22.1" in upgrade.detail
+    assert result.level == len(CHECKS)
+
+
+def test_a_new_version_that_drops_the_data_volume_fails_upgrade(
+    settings: Settings,
+    recipe_image: str,
+    docker_client: docker.DockerClient,
+    tmp_path: Path,
+) -> None:
+    released = _released(settings, docker_client, recipe_image)
+    folder = _copy(settings, tmp_path)
+    for name in ("compose.yml", "recipe.yml"):
+        path = folder / name
+        path.write_text(
+            path.read_text().replace("content:", "site:").replace("volume: content", "volume: site")
+        )
+    statuses = _statuses(load_recipe(folder), recipe_image, docker_client, released)
+    assert statuses["upgrade"] == "failed"
+    assert statuses["persistence"] == "passed"
     assert statuses["backup_restore"] == statuses["removal"] == "skipped"
