@@ -70,11 +70,13 @@ def _apps(agent: Agent, as_json: bool) -> None:
     installed = agent.installed()
     rows = []
     for name, entry in sorted(catalog.apps.items()):
+        latest = catalog.latest(name)
         rows.append(
             {
                 "app": name,
                 "title": entry.get("title", ""),
-                "latest": catalog.latest(name),
+                "latest": latest,
+                "level": catalog.versions(name)[latest].get("level") if latest else None,
                 "installed": installed[name].version if name in installed else None,
                 "description": entry.get("description", ""),
             }
@@ -82,9 +84,12 @@ def _apps(agent: Agent, as_json: bool) -> None:
     if as_json:
         console.print_json(rows)
         return
-    table = Table("app", "latest", "installed", "description", title="Catalogue")
+    table = Table("app", "latest", "level", "installed", "description", title="Catalogue")
     for row in rows:
-        table.add_row(row["app"], row["latest"] or "", row["installed"] or "-", row["description"])
+        level = "" if row["level"] is None else str(row["level"])
+        table.add_row(
+            row["app"], row["latest"] or "", level, row["installed"] or "-", row["description"]
+        )
     console.out.print(table)
 
 

@@ -61,11 +61,15 @@ def matrix_table(recipe: str, gate: dict[str, Any]) -> None:
     """The standard matrix of a recipe's test gate (from its evidence record)."""
     from rich.table import Table
 
-    table = Table(
-        "check", "result", "time", "detail", title=f"{recipe}: matrix level {gate.get('level', 0)}"
-    )
+    level = f"{gate.get('level', 0)}/{gate.get('max_level', '?')}"
+    minimum = gate.get("min_level")
+    title = f"{recipe}: level {level}" + (f" (minimum {minimum})" if minimum is not None else "")
+    table = Table("check", "result", "time", "detail", title=title)
     colours = {"passed": "green", "failed": "red", "skipped": "yellow"}
-    for check in gate.get("matrix", []):
+    checks = list(gate.get("matrix", []))
+    if gate.get("lint"):
+        checks.append(gate["lint"])
+    for check in checks:
         colour = colours.get(check["status"], "white")
         table.add_row(
             check["check"],

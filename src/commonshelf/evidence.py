@@ -29,6 +29,7 @@ class Evidence:
     version: str
     content_hash: str
     gates: dict[str, dict[str, Any]] = field(default_factory=dict)
+    tools: dict[str, str] = field(default_factory=dict)  # what produced the gates, by version
 
     @property
     def passed(self) -> bool:
@@ -54,8 +55,27 @@ class Evidence:
             "version": self.version,
             "content_hash": self.content_hash,
             "passed": self.passed,
+            "tools": self.tools,
             "gates": self.gates,
         }
+
+
+def tool_versions(client: Any) -> dict[str, str]:
+    """Versions of everything that built, tested and scanned, so a result can be reproduced."""
+    import platform
+    from importlib import metadata
+
+    from .scan import trivy_version
+
+    versions = {"python": platform.python_version()}
+    for package in ("commonshelf", "pytest", "testcontainers", "docker", "tuf"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = "not installed"
+    versions["docker_engine"] = str(client.version().get("Version", "unknown"))
+    versions["trivy"] = trivy_version() or "unknown"
+    return versions
 
 
 class EvidenceStore:
@@ -75,7 +95,13 @@ class EvidenceStore:
             return Evidence(recipe, version, content_hash)
         if data.get("content_hash") != content_hash or data.get("version") != version:
             return Evidence(recipe, version, content_hash)
-        return Evidence(recipe, version, content_hash, dict(data.get("gates") or {}))
+        return Evidence(
+            recipe,
+            version,
+            content_hash,
+            dict(data.get("gates") or {}),
+            dict(data.get("tools") or {}),
+        )
 
     def save(self, evidence: Evidence) -> Path:
         path = self.path(evidence.recipe, evidence.content_hash)

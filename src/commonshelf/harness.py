@@ -38,13 +38,23 @@ from .recipe import Recipe, load_recipe, named_volumes
 LABEL_RUN = "dev.commonshelf.test-run"
 LABEL_PID = "dev.commonshelf.test-pid"
 LABEL_HOST = "dev.commonshelf.test-host"
+LABEL_SCOPE = "dev.commonshelf.test-scope"  # one matrix or fixture, when runs share a process
 RUN_ID = uuid.uuid4().hex[:12]
 ENV_RECIPE = "COMMONSHELF_RECIPE_DIR"
 ENV_IMAGES = "COMMONSHELF_IMAGES"
 
 
-def run_labels() -> dict[str, str]:
-    return {LABEL_RUN: RUN_ID, LABEL_PID: str(os.getpid()), LABEL_HOST: socket.gethostname()}
+def run_labels(scope: str = "") -> dict[str, str]:
+    """Labels of everything this test run creates; `scope` narrows them to one stack's owner."""
+    labels = {LABEL_RUN: RUN_ID, LABEL_PID: str(os.getpid()), LABEL_HOST: socket.gethostname()}
+    if scope:
+        labels[LABEL_SCOPE] = scope
+    return labels
+
+
+def new_scope(name: str) -> str:
+    """A label value that tells one recipe's test resources from others running alongside."""
+    return f"{name}-{uuid.uuid4().hex[:8]}"
 
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|us|ns|h|m|s)")
@@ -77,6 +87,24 @@ def engine_healthcheck(spec: Mapping[str, Any]) -> dict[str, Any]:
     if "retries" in spec:
         result["retries"] = int(spec["retries"])
     return result
+
+
+def bind_mounts(spec: Any) -> list[tuple[str, str, str]]:
+    """(host path, container path, mode) of a service's bind mounts (absolute host paths).
+
+    Recipes may not bind host paths (lint R-rules), but the harness still runs what a
+    compose file says, so the matrix can prove what such a recipe does.
+    """
+    mounts: list[tuple[str, str, str]] = []
+    for item in spec if isinstance(spec, list) else []:
+        if isinstance(item, str) and item.startswith("/"):
+            source, _, rest = item.partition(":")
+            target, _, mode = rest.partition(":")
+            mounts.append((source, target, mode or "rw"))
+        elif isinstance(item, dict) and item.get("type") == "bind":
+            mode = "ro" if item.get("read_only") else "rw"
+            mounts.append((str(item["source"]), str(item["target"]), mode))
+    return mounts
 
 
 def _environment(spec: Any) -> dict[str, str]:
@@ -194,14 +222,16 @@ def start_stack(
     images: Mapping[str, str],
     client: docker.DockerClient,
     volumes: Mapping[str, str] | None = None,
+    scope: str = "",
 ) -> RunningStack:
     """Start every service of the recipe's compose file; the caller must `stop()` it.
 
     `volumes` (compose name -> engine volume) reuses the volumes of an earlier stack,
-    e.g. to start a new version on the data an old one wrote.
+    e.g. to start a new version on the data an old one wrote. `scope` labels what is
+    created, so one recipe's leftovers can be told from another's running alongside.
     """
     compose = recipe.compose()
-    labels = run_labels()
+    labels = run_labels(scope)
     network = Network(docker_network_kw={"labels": labels}).create()
     stack = RunningStack(
         recipe=recipe, client=client, services={}, volumes=dict(volumes or {}), network=network
@@ -220,16 +250,20 @@ def start_stack(
             for volume, path in named_volumes(spec.get("volumes")):
                 engine_name = stack.volumes.get(volume)
                 if engine_name is None:
-                    engine_name = f"cstest-{RUN_ID}-{recipe.name}-{volume}"
+                    engine_name = f"cstest-{scope or RUN_ID + '-' + recipe.name}-{volume}"
                     client.volumes.create(engine_name, labels=labels)
                     stack.volumes[volume] = engine_name
                 container.with_volume_mapping(engine_name, path, "rw")
+            for source, target, mode in bind_mounts(spec.get("volumes")):
+                container.with_volume_mapping(source, target, mode)
             if name == recipe.main.service:
                 # Published on loopback only (the docker SDK takes (host_ip, port) tuples).
                 container.ports[f"{recipe.main.port}/tcp"] = ("127.0.0.1", None)  # type: ignore[assignment]
             if spec.get("command"):
                 container.with_command(spec["command"])
             run_kwargs: dict[str, Any] = {"labels": labels}
+            if spec.get("user") is not None:
+                run_kwargs["user"] = str(spec["user"])
             if spec.get("healthcheck") and not spec["healthcheck"].get("disable"):
                 run_kwargs["healthcheck"] = engine_healthcheck(spec["healthcheck"])
             container.with_kwargs(**run_kwargs)

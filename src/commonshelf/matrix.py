@@ -2,11 +2,14 @@
 
 Checks run in order on the recipe's whole stack (every service, network and
 volume of compose.yml, through the harness): install, smoke, persistence,
-backup/restore and removal. Persistence and backup/restore use the recipe's
-seed hook (`tests/hooks.py` with `seed(app)` and `verify(app)`), which writes
-real data through the app's own interface and checks it is there. The level is
-the number of checks passed in a row from the first, like YunoHost's
-cumulative levels: a recipe that installs but loses data on restart is level 2.
+upgrade, backup/restore and removal. Persistence, upgrade and backup/restore use
+the recipe's seed hook (`tests/hooks.py` with `seed(app)` and `verify(app)`),
+which writes real data through the app's own interface and checks it is there.
+
+The level is cumulative, like YunoHost's: the number of checks passed in a row
+from the first, plus one when every check passed and the recipe is lint-clean
+(no lint errors). A recipe that installs but loses data on restart is level 2;
+the top level, `MAX_LEVEL`, is what CI requires by default before a release.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import contextlib
 import importlib.util
 import shutil
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,12 +27,15 @@ from typing import Any
 
 import docker
 
-from .harness import LABEL_RUN, RUN_ID, RunningStack, run_labels, start_stack
+from .harness import LABEL_RUN, LABEL_SCOPE, RunningStack, new_scope, run_labels, start_stack
 from .recipe import Recipe, load_recipe, schema_file_for
 from .volumes import archive_volume, restore_volume
 
 CHECKS = ("install", "smoke", "persistence", "upgrade", "backup_restore", "removal")
+LINT = "lint"
+MAX_LEVEL = len(CHECKS) + 1  # every check passed, and no lint errors
 NOT_APPLICABLE = "n/a"  # the upgrade check of a recipe's first release: counts as passed
+_HOOKS_LOCK = threading.Lock()  # hooks modules are imported by path, one at a time
 
 
 @dataclass(frozen=True)
@@ -55,27 +62,37 @@ class MatrixResult:
     recipe: str
     version: str
     checks: tuple[CheckResult, ...]
+    lint: CheckResult | None = None  # None: not linted (counts as not clean)
 
     @property
     def level(self) -> int:
-        """Checks passed in a row from the first (skipped ones end the run too)."""
+        """Checks passed in a row from the first (skipped ones end the run too), plus one
+        for a lint-clean recipe that passed them all."""
         level = 0
         for result in self.checks:
             if result.status not in ("passed", NOT_APPLICABLE):
-                break
+                return level
             level += 1
-        return level
+        return level + (1 if self.lint is not None and self.lint.status == "passed" else 0)
 
     @property
     def passed(self) -> bool:
+        """Every check of the matrix passed (lint is judged by the level)."""
         return all(r.status in ("passed", NOT_APPLICABLE) for r in self.checks)
+
+    def failures(self) -> list[str]:
+        """'<check>: <why>' for each failed check, lint included."""
+        every = [*self.checks, *([self.lint] if self.lint else [])]
+        return [f"{c.check}: {c.detail}" for c in every if c.status == "failed"]
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "recipe": self.recipe,
             "version": self.version,
             "level": self.level,
+            "max_level": MAX_LEVEL,
             "passed": self.passed,
+            "lint": self.lint.to_dict() if self.lint else None,
             "checks": [c.to_dict() for c in self.checks],
         }
 
@@ -89,8 +106,24 @@ def load_hooks(recipe: Recipe) -> ModuleType | None:
     if spec is None or spec.loader is None:
         return None
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    with _HOOKS_LOCK:
+        spec.loader.exec_module(module)
     return module
+
+
+def lint_check(recipe: Recipe) -> CheckResult:
+    """The recipe linter's verdict as a check: passed when it finds no errors."""
+    from .lint import lint_shelf
+
+    started = time.monotonic()
+    findings = lint_shelf(recipe.path.parent.parent, [recipe.path.name])
+    errors = [f for f in findings if f.severity == "error"]
+    seconds = time.monotonic() - started
+    if errors:
+        detail = "; ".join(f"{f.rule} {f.message}" for f in errors)
+        return CheckResult(LINT, "failed", seconds, detail[:1500])
+    warnings = len(findings) - len(errors)
+    return CheckResult(LINT, "passed", seconds, f"no errors, {warnings} warning(s)")
 
 
 class _Matrix:
@@ -109,8 +142,20 @@ class _Matrix:
         self.images = images
         self.client = client
         self.hooks = load_hooks(recipe)
+        self.scope = new_scope(recipe.name)
         self.stack: RunningStack | None = None
         self.volumes: dict[str, str] = {}
+        self.image_ids: set[str] = set()  # every image a stack of this matrix ran
+        self.before: set[str] = set()  # containers on the engine before the install
+        self.leftovers: list[Any] = []  # containers found by the removal check
+
+    def _start(
+        self, recipe: Recipe, images: dict[str, str], volumes: dict[str, str] | None = None
+    ) -> RunningStack:
+        stack = start_stack(recipe, images, self.client, volumes=volumes, scope=self.scope)
+        for service in stack.services.values():
+            self.image_ids.add(str(service.docker_container.attrs["Image"]))
+        return stack
 
     @property
     def app(self) -> RunningStack:
@@ -118,7 +163,8 @@ class _Matrix:
         return self.stack
 
     def install(self) -> str:
-        self.stack = start_stack(self.recipe, self.images, self.client)
+        self.before = {c.id for c in self.client.containers.list(all=True)}
+        self.stack = self._start(self.recipe, self.images)
         self.volumes = dict(self.stack.volumes)
         return f"{len(self.stack.services)} service(s) healthy"
 
@@ -163,18 +209,19 @@ class _Matrix:
                     self.client.images.get(image)
                     continue
                 self.client.images.pull(image)  # the project's own registry, by digest
-            old = start_stack(old_recipe, {}, self.client)
+            old = self._start(old_recipe, {})
         self.volumes = dict(old.volumes)
         self.hooks.seed(old)
         self.hooks.verify(old)
         old.stop(keep_volumes=True)
-        self.stack = start_stack(self.recipe, self.images, self.client, volumes=self.volumes)
+        self.stack = self._start(self.recipe, self.images, volumes=self.volumes)
         self.volumes = dict(self.stack.volumes)
         self.hooks.verify(self.app)
         return f"{self.released.version} → {self.recipe.version}: seeded data kept, healthy"
 
     def backup_restore(self) -> str:
-        """Run backup hooks, copy the data volumes, lose everything, restore, start again."""
+        """Run the backup hooks, copy the data volumes, lose everything, restore the copies,
+        start again and run the restore hooks: the seeded data must be back."""
         assert self.hooks is not None
         backup = self.recipe.manifest.get("backup") or {}
         for command in backup.get("pre", []):
@@ -194,35 +241,65 @@ class _Matrix:
             self.app.stop()  # containers, network and every volume: the machine is lost
             self.stack = None
             for data in self.recipe.data:
-                self.client.volumes.create(self.volumes[data.volume], labels=run_labels())
+                self.client.volumes.create(self.volumes[data.volume], labels=run_labels(self.scope))
                 restore_volume(
                     self.client,
                     self.images[data.service],
                     self.volumes[data.volume],
                     archives[data.volume],
                 )
-        self.stack = start_stack(self.recipe, self.images, self.client, volumes=self.volumes)
+        self.stack = self._start(self.recipe, self.images, volumes=self.volumes)
+        for command in backup.get("restore", []):
+            self.app.exec(command, service=backup["service"])
         self.hooks.verify(self.app)
-        return f"{len(self.recipe.data)} data volume(s) backed up, wiped and restored"
+        hooks = sum(len(backup.get(k, [])) for k in ("pre", "post", "restore"))
+        return (
+            f"{len(self.recipe.data)} data volume(s) backed up, wiped and restored "
+            f"({hooks} backup hook command(s))"
+        )
 
     def removal(self) -> str:
+        """Remove the app as an installation would: its containers, network and every volume
+        but the declared data volumes. Nothing else the app made may remain."""
         self.app.stop(keep_volumes=True)
         self.stack = None
-        label = {"label": f"{LABEL_RUN}={RUN_ID}"}
-        data = set(self.volumes.values())
-        left = [f"container {c.name}" for c in self.client.containers.list(all=True, filters=label)]
-        left += [f"network {n.name}" for n in self.client.networks.list(filters=label)]
+        data = {self.volumes[d.volume] for d in self.recipe.data if d.volume in self.volumes}
+        for name in set(self.volumes.values()) - data:
+            with contextlib.suppress(docker.errors.NotFound):
+                self.client.volumes.get(name).remove(force=True)
+        scoped = {"label": f"{LABEL_SCOPE}={self.scope}"}
+        # Containers the app started itself carry no labels of ours: new since the install,
+        # not another test run's, not a Swarm task, and running one of the app's images.
+        self.leftovers = [
+            c
+            for c in self.client.containers.list(all=True)
+            if c.id not in self.before
+            and (
+                c.labels.get(LABEL_SCOPE) == self.scope
+                or (
+                    LABEL_RUN not in c.labels
+                    and "com.docker.swarm.task.id" not in c.labels
+                    and c.attrs.get("Image") in self.image_ids
+                )
+            )
+        ]
+        left = [f"container {c.name} ({c.attrs['Config'].get('Cmd')})" for c in self.leftovers]
+        left += [f"network {n.name}" for n in self.client.networks.list(filters=scoped)]
         left += [
             f"volume {v.name}"
-            for v in self.client.volumes.list(filters=label)
+            for v in self.client.volumes.list(filters=scoped)
             if v.name not in data
         ]
         assert not left, f"left behind after removal: {', '.join(left)}"
         return "only the declared data volumes remain"
 
     def cleanup(self) -> None:
+        """Remove everything this matrix made, leftovers and data volumes included."""
         if self.stack is not None:
             self.stack.stop()
+        for container in self.leftovers:
+            with contextlib.suppress(docker.errors.NotFound):
+                container.remove(force=True, v=True)
         for name in self.volumes.values():
             with contextlib.suppress(docker.errors.NotFound):
                 self.client.volumes.get(name).remove(force=True)
@@ -233,9 +310,12 @@ def run_matrix(
     images: dict[str, str],
     client: docker.DockerClient,
     released: Released | None = None,
+    lint: bool = True,
 ) -> MatrixResult:
     """Every check of the matrix against fresh containers of `images`; the upgrade check
-    starts from `released` (None: this is the recipe's first release)."""
+    starts from `released` (None: this is the recipe's first release). `lint` also runs
+    the recipe linter, whose verdict counts for the top level only."""
+    lint_result = lint_check(recipe) if lint else None
     matrix = _Matrix(recipe, images, client, released)
     results: list[CheckResult] = []
     blocked = ""
@@ -260,4 +340,4 @@ def run_matrix(
                 blocked = f"{name} was skipped"
     finally:
         matrix.cleanup()
-    return MatrixResult(recipe.name, recipe.version, tuple(results))
+    return MatrixResult(recipe.name, recipe.version, tuple(results), lint_result)

@@ -7,8 +7,11 @@ content, so running the whole pipeline twice does only what changed.
 
 from __future__ import annotations
 
+import os
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,13 +19,13 @@ from typing import Any
 import docker
 import semver
 
-from . import environment, images, scan, vcs
+from . import environment, history, images, scan, vcs
 from .agent import Agent
 from .catalog import Catalog
 from .errors import CommonshelfError, RecipeError
-from .evidence import Evidence, EvidenceStore
+from .evidence import Evidence, EvidenceStore, tool_versions
 from .harness import run_recipe_tests
-from .matrix import CHECKS, Released, run_matrix
+from .matrix import MAX_LEVEL, Released, run_matrix
 from .recipe import Recipe, discover, load_recipe
 from .release import ReleaseOutcome, release
 from .settings import Settings
@@ -53,13 +56,24 @@ class Shelf:
     say: Say = _quiet
     _env: environment.Environment | None = None
     _base: str | None = None
+    _tools: dict[str, str] | None = None
     results: list[StageResult] = field(default_factory=list)
+    # Recipes are vetted on threads: the engine, base image and tool versions are set up once.
+    _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     @property
     def env(self) -> environment.Environment:
-        if self._env is None:
-            self._env = environment.ensure(self.settings, say=self.say)
-        return self._env
+        with self._lock:
+            if self._env is None:
+                self._env = environment.ensure(self.settings, say=self.say)
+            return self._env
+
+    @property
+    def tools(self) -> dict[str, str]:
+        with self._lock:
+            if self._tools is None:
+                self._tools = tool_versions(self.client)
+            return self._tools
 
     @property
     def client(self) -> docker.DockerClient:
@@ -67,6 +81,10 @@ class Shelf:
 
     @property
     def base_tag(self) -> str:
+        with self._lock:
+            return self._base_tag()
+
+    def _base_tag(self) -> str:
         if self._base is None:
             started = time.monotonic()
             base = images.ensure_base_image(self.client, self.settings, say=self.say)
@@ -89,6 +107,14 @@ class Shelf:
 
     def recipes(self, names: list[str] | None = None) -> list[Recipe]:
         if names:
+            missing = [n for n in names if not (self.settings.recipes_dir / n).is_dir()]
+            if missing:
+                known = ", ".join(p.name for p in discover(self.settings.recipes_dir)) or "none"
+                raise RecipeError(
+                    f"No recipe {', '.join(missing)} under {self.settings.recipes_dir} "
+                    f"(recipes: {known}).",
+                    "check the name, or create it with `invoke new APP`.",
+                )
             return [load_recipe(self.settings.recipes_dir / name) for name in names]
         found = discover(self.settings.recipes_dir)
         if not found:
@@ -162,8 +188,10 @@ class Shelf:
             return self._record(recipe, "test", True, True, done["summary"], started)
         run = run_recipe_tests(recipe, images_, self.settings.build_dir / "tests", capture=capture)
         matrix = run_matrix(recipe, images_, self.client, self._released(recipe))
-        passed = run.ok and matrix.passed
-        summary = f"{run.summary}; matrix level {matrix.level}/{len(CHECKS)}"
+        minimum = self.settings.min_level
+        passed = run.ok and matrix.level >= minimum
+        summary = f"{run.summary}; level {matrix.level}/{MAX_LEVEL} (minimum {minimum})"
+        evidence.tools = self.tools
         evidence.record(
             "test",
             passed,
@@ -173,15 +201,18 @@ class Shelf:
             tests_skipped=run.skipped,
             seconds=round(run.seconds, 1),
             level=matrix.level,
+            max_level=MAX_LEVEL,
+            min_level=minimum,
+            lint=matrix.lint.to_dict() if matrix.lint else None,
             matrix=matrix.to_dict()["checks"],
+            matrix_seconds=round(sum(c.seconds for c in matrix.checks), 1),
         )
         self.evidence.save(evidence)
         result = self._record(recipe, "test", passed, False, summary, started)
         if not run.ok and capture:
             result.summary += "\n" + run.output[-3000:]
-        for check in matrix.checks:
-            if check.status == "failed":
-                result.summary += f"\nmatrix {check.check} failed: {check.detail}"
+        for failure in matrix.failures():
+            result.summary += f"\nfailed {failure}"
         return result
 
     def _released(self, recipe: Recipe) -> Released | None:
@@ -228,6 +259,7 @@ class Shelf:
         )
         if not db.has_advisories:
             summary += " (vulnerability DB has no advisories offline)"
+        evidence.tools = evidence.tools or self.tools
         evidence.record(
             "scan",
             passed,
@@ -241,8 +273,12 @@ class Shelf:
         self.evidence.save(evidence)
         return self._record(recipe, "scan", passed, False, summary, started)
 
-    def release(self, recipes: list[Recipe]) -> ReleaseOutcome:
-        return release(self.settings, self.client, recipes, self.base_tag, say=self.say)
+    def release(
+        self, recipes: list[Recipe], rebuilt: tuple[str, str] | None = None
+    ) -> ReleaseOutcome:
+        return release(
+            self.settings, self.client, recipes, self.base_tag, say=self.say, rebuilt=rebuilt
+        )
 
 
 # ---- the end-to-end demo
@@ -337,15 +373,25 @@ class DemoInstallation:
     namespace: str = ""
 
 
-def vet(shelf: Shelf, recipes: list[Recipe]) -> bool:
-    """Build, test and scan each recipe, stopping a recipe at its first failed gate."""
-    ok = True
-    for recipe in recipes:
-        for stage in (shelf.build, shelf.test, shelf.scan):
-            if not stage(recipe).passed:
-                ok = False
-                break
-    return ok
+def vet(shelf: Shelf, recipes: list[Recipe], jobs: int = 0) -> bool:
+    """Build, test and scan each recipe, stopping a recipe at its first failed gate.
+
+    Recipes run side by side on `jobs` threads (default: one per core, at most one per
+    recipe); each stack publishes on its own ephemeral loopback port and carries its own
+    labels, and the base image is built once before any of them starts.
+    """
+
+    def one(recipe: Recipe) -> bool:
+        return all(stage(recipe).passed for stage in (shelf.build, shelf.test, shelf.scan))
+
+    if not recipes:
+        return True
+    shelf.base_tag  # noqa: B018 -- built (or found) once, before the workers start
+    workers = max(1, min(jobs or os.cpu_count() or 1, len(recipes)))
+    if workers == 1:
+        return all([one(recipe) for recipe in recipes])
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vet") as pool:
+        return all(list(pool.map(one, recipes)))
 
 
 def run_pipeline(
@@ -358,6 +404,8 @@ def run_pipeline(
     started = time.monotonic()
     shelf = Shelf(settings, say)
     recipes = shelf.recipes(names)
+    if history.needs_rebuild(settings):
+        history.rebuild(shelf, say)
     vet(shelf, recipes)
     outcome = shelf.release(recipes)
     urls: list[str] = []

@@ -75,11 +75,12 @@ def _version_entry(
     pushed: dict[str, dict[str, str]],
     compose_target: str,
     commit: str,
+    released_at: str | None = None,
 ) -> dict[str, Any]:
     tests = evidence.gates["test"]
     scan = evidence.gates["scan"]
     return {
-        "released": now_iso(),
+        "released": released_at or now_iso(),
         "commit": commit,
         "content_hash": evidence.content_hash,
         "compose": compose_target,
@@ -95,6 +96,7 @@ def _version_entry(
             k: tests.get(k) for k in ("tests_passed", "tests_failed", "tests_skipped", "summary")
         },
         "level": tests.get("level"),
+        "checks": {c["check"]: c["status"] for c in tests.get("matrix", [])},
         "scan": {k: scan.get(k) for k in ("counts", "fail_on", "vuln_db", "summary")},
         "changes": changelog_entry(recipe.path, recipe.version) or "",
     }
@@ -143,7 +145,11 @@ def release(
     recipes: list[Recipe],
     base_tag: str,
     say: Callable[[str], None] = print,
+    *,
+    rebuilt: tuple[str, str] | None = None,
 ) -> ReleaseOutcome:
+    """Promote what passed. `rebuilt` (commit, first release time) marks a version being
+    rebuilt from the commit it was released from: it keeps both, and adds no release notes."""
     outcome = ReleaseOutcome()
     keys, outcome.new_keys = signing.load_or_create_keys(settings.keys_dir)
     catalog = Catalog.load(settings.catalog_path)
@@ -151,10 +157,11 @@ def release(
         raise ReleaseError(
             f"{settings.catalog_path} lists releases but {settings.public_dir} holds no "
             "repository.",
-            "restore public/ from the publishing host, or reset catalog.json to start over.",
+            "run `invoke pipeline`, which rebuilds the released versions from their commits, "
+            "or restore public/ from the publishing host.",
         )
     store = EvidenceStore(settings.evidence_dir)
-    commit = vcs.revision(settings.root)
+    commit = rebuilt[0] if rebuilt else vcs.revision(settings.root)
     targets: dict[str, bytes] = {}
     notes: list[str] = []
     for recipe in recipes:
@@ -182,11 +189,26 @@ def release(
         if not evidence.passed:
             outcome.refused.append((recipe.name, "; ".join(evidence.missing_or_failed())))
             continue
+        level = int(evidence.gates["test"].get("level") or 0)
+        if level < settings.min_level:
+            outcome.refused.append(
+                (
+                    recipe.name,
+                    f"level {level} is under the minimum level {settings.min_level} "
+                    "(COMMONSHELF_MIN_LEVEL); `invoke test "
+                    f"{recipe.name}` shows which check stopped it",
+                )
+            )
+            continue
         say(f"Releasing {recipe.name} {recipe.version}")
         pushed = _push_all(client, settings, recipe, evidence)
         compose_target = f"apps/{recipe.name}/{recipe.version}/compose.yml"
         targets[compose_target] = pinned_compose(recipe, {s: p["image"] for s, p in pushed.items()})
-        entry = _version_entry(recipe, evidence, pushed, compose_target, commit)
+        entry = _version_entry(
+            recipe, evidence, pushed, compose_target, commit, rebuilt[1] if rebuilt else None
+        )
+        if rebuilt:
+            entry["rebuilt"] = now_iso()
         catalog.add_version(
             recipe.name,
             {"title": recipe.title, "description": recipe.description, "category": recipe.category},
@@ -212,7 +234,8 @@ def release(
     outcome.targets_version = result.targets_version
     if targets:
         write_bytes_atomic(settings.catalog_path, targets["catalog.json"])
-        _append_releases(settings, _release_notes(catalog, notes, result.targets_version))
+        if not rebuilt:
+            _append_releases(settings, _release_notes(catalog, notes, result.targets_version))
     return outcome
 
 

@@ -9,6 +9,7 @@ is computed from trivy's JSON, not from its exit code.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import shutil
@@ -184,6 +185,7 @@ def parse_report(data: dict[str, Any]) -> list[Finding]:
     return findings
 
 
+@functools.cache
 def trivy_version() -> str:
     done = subprocess.run(
         [str(trivy_binary()), "--version", "--format", "json"],

@@ -31,6 +31,7 @@ class Settings:
     registry: str
     catalogue_port: int
     debian_mirror: str
+    min_level: int = 7  # matrix.MAX_LEVEL: every check passed and lint-clean
 
     @property
     def recipes_dir(self) -> Path:
@@ -90,4 +91,20 @@ class Settings:
             registry=env.get("COMMONSHELF_REGISTRY", "127.0.0.1:5000"),
             catalogue_port=int(env.get("COMMONSHELF_CATALOGUE_PORT", "8700")),
             debian_mirror=env.get("COMMONSHELF_DEBIAN_MIRROR", "http://deb.debian.org/debian"),
+            min_level=_level(env.get("COMMONSHELF_MIN_LEVEL", "")),
         )
+
+
+def _level(text: str) -> int:
+    """COMMONSHELF_MIN_LEVEL: a level from 0 to the top one (the default)."""
+    from .errors import CommonshelfError
+    from .matrix import MAX_LEVEL
+
+    if not text.strip():
+        return MAX_LEVEL
+    if not text.strip().isdigit() or not 0 <= int(text) <= MAX_LEVEL:
+        raise CommonshelfError(
+            f"COMMONSHELF_MIN_LEVEL is '{text}'.",
+            f"set it to a whole number from 0 to {MAX_LEVEL}, or unset it for {MAX_LEVEL}.",
+        )
+    return int(text)

@@ -7,13 +7,34 @@ import shutil
 from pathlib import Path
 
 import docker
+import pytest
 import yaml
 
 from commonshelf import images
 from commonshelf.harness import LABEL_RUN
-from commonshelf.matrix import CHECKS, Released, run_matrix
+from commonshelf.matrix import CHECKS, MAX_LEVEL, Released, run_matrix
 from commonshelf.recipe import Recipe, load_recipe
 from commonshelf.settings import Settings
+
+# The fixture that leaves a container behind: a service that, like apps which manage
+# their own helper containers, starts one through the engine's socket and never
+# removes it. perl-base (in every Debian image) speaks HTTP over the socket.
+SPAWN_A_WORKER = r"""
+use IO::Socket::UNIX;
+sub api {
+  my ($method, $path, $body) = @_; $body //= "";
+  my $s = IO::Socket::UNIX->new(Peer => "/var/run/docker.sock") or die "socket: $!";
+  print $s "$method $path HTTP/1.0\r\nHost: engine\r\nContent-Type: application/json\r\n"
+         . "Content-Length: " . length($body) . "\r\n\r\n$body";
+  local $/; return scalar <$s>;
+}
+my ($image) = api("GET", "/containers/$ENV{HOSTNAME}/json") =~ /"Image":"(sha256:[0-9a-f]+)"/;
+my ($id) = api("POST", "/containers/create",
+               qq({"Image":"$image","Cmd":["sleep","300"]})) =~ /"Id":"([0-9a-f]+)"/;
+api("POST", "/containers/$id/start");
+print "started worker $id\n";
+sleep 300;
+"""
 
 
 def _copy(settings: Settings, tmp_path: Path) -> Path:
@@ -39,7 +60,8 @@ def test_custom_html_passes_every_check(
     recipe = load_recipe(settings.recipes_dir / "custom-html")
     result = run_matrix(recipe, {"app": recipe_image}, docker_client)
     assert [c.check for c in result.checks] == list(CHECKS)
-    assert result.passed and result.level == len(CHECKS), result.to_dict()
+    assert result.lint is not None and result.lint.status == "passed", result.lint
+    assert result.passed and result.level == MAX_LEVEL, result.to_dict()
     assert all(c.seconds >= 0 for c in result.checks)
 
 
@@ -63,29 +85,85 @@ def test_a_healthcheck_that_never_passes_fails_install_and_shows_logs(
     assert result.level == 0
 
 
-def test_data_kept_outside_the_declared_volume_fails_backup_restore(
+@pytest.mark.parametrize(
+    ("dump", "expected"),
+    [
+        ("true", "failed"),
+        ("mkdir -p /srv/www/.dump && cp /tmp/live/data /srv/www/.dump/", "passed"),
+    ],
+    ids=["backup-hook-writes-nothing", "backup-hook-writes-a-dump"],
+)
+def test_a_backup_hook_that_writes_nothing_fails_backup_restore(
     settings: Settings,
     recipe_image: str,
     docker_client: docker.DockerClient,
     tmp_path: Path,
+    dump: str,
+    expected: str,
 ) -> None:
     folder = _copy(settings, tmp_path)
-    # the app keeps its data in the container's own filesystem, not in the declared volume
+    # the app keeps its live data outside the volume (like a database server's memory):
+    # only the backup hook's dump puts it where a backup can find it
     (folder / "tests" / "hooks.py").write_text(
         "def seed(app):\n"
-        "    app.exec('mkdir -p /tmp/seeded && echo kept > /tmp/seeded/data')\n\n\n"
+        "    app.exec('mkdir -p /tmp/live && echo kept > /tmp/live/data')\n\n\n"
         "def verify(app):\n"
-        "    assert app.exec('cat /tmp/seeded/data') == 'kept\\n'\n"
+        "    assert app.exec('cat /tmp/live/data') == 'kept\\n'\n"
     )
+    manifest = yaml.safe_load((folder / "recipe.yml").read_text())
+    manifest["backup"] = {
+        "service": "app",
+        "pre": [dump],
+        "post": ["true"],
+        "restore": ["mkdir -p /tmp/live && cp /srv/www/.dump/data /tmp/live/data"],
+    }
+    (folder / "recipe.yml").write_text(yaml.safe_dump(manifest, sort_keys=False))
     statuses = _statuses(load_recipe(folder), recipe_image, docker_client)
     assert statuses == {
         "install": "passed",
         "smoke": "passed",
         "persistence": "passed",
         "upgrade": "n/a",
-        "backup_restore": "failed",
-        "removal": "skipped",
+        "backup_restore": expected,
+        "removal": "passed" if expected == "passed" else "skipped",
     }
+
+
+def test_a_container_left_behind_fails_removal(
+    settings: Settings,
+    recipe_image: str,
+    docker_client: docker.DockerClient,
+    tmp_path: Path,
+) -> None:
+    folder = _copy(settings, tmp_path)
+    compose = yaml.safe_load((folder / "compose.yml").read_text())
+    compose["services"]["spawner"] = {
+        "image": recipe_image,
+        "user": "0",
+        "volumes": ["/var/run/docker.sock:/var/run/docker.sock"],
+        "command": ["perl", "-e", SPAWN_A_WORKER],
+    }
+    (folder / "compose.yml").write_text(yaml.safe_dump(compose, sort_keys=False))
+    before = {c.id for c in docker_client.containers.list(all=True)}
+    result = run_matrix(load_recipe(folder), {"app": recipe_image}, docker_client)
+    statuses = {c.check: c.status for c in result.checks}
+    assert statuses == {
+        "install": "passed",
+        "smoke": "passed",
+        "persistence": "passed",
+        "upgrade": "n/a",
+        "backup_restore": "passed",
+        "removal": "failed",
+    }
+    removal = result.checks[-1]
+    assert "left behind after removal: container" in removal.detail
+    assert "sleep" in removal.detail
+    assert result.level == len(CHECKS) - 1
+    # the linter forbids the socket too; the matrix catches what it does regardless
+    assert result.lint is not None and result.lint.status == "failed"
+    assert "docker.sock" in result.lint.detail or "socket" in result.lint.detail.lower()
+    # the matrix removed what the app left behind
+    assert {c.id for c in docker_client.containers.list(all=True)} <= before
 
 
 def test_a_recipe_without_seed_hooks_stops_at_persistence(
@@ -123,8 +201,8 @@ def test_upgrade_from_the_released_version_keeps_seeded_data(
     result = run_matrix(recipe, {"app": recipe_image}, docker_client, released)
     upgrade = next(c for c in result.checks if c.check == "upgrade")
     assert upgrade.status == "passed", upgrade
-    assert "0.9.0+1.22.1 → 1.0.0+1.22.1" in upgrade.detail
-    assert result.level == len(CHECKS)
+    assert f"0.9.0+1.22.1 → {recipe.version}" in upgrade.detail
+    assert result.level == MAX_LEVEL
 
 
 def test_a_new_version_that_drops_the_data_volume_fails_upgrade(
