@@ -32,3 +32,26 @@ def test_site_content_survives_a_restart(app: RunningStack) -> None:
     page = app.get("/kept.html")
     assert page.status_code == 200
     assert page.text == "kept across restarts\n"
+
+
+def test_text_is_sent_compressed(app: RunningStack) -> None:
+    app.exec("head -c 4096 /dev/zero | tr '\\0' a > /srv/www/big.txt")
+    page = app.get("/big.txt", headers={"Accept-Encoding": "gzip"})
+    assert page.status_code == 200
+    assert page.headers.get("Content-Encoding") == "gzip"
+    assert page.text == "a" * 4096  # requests decompresses
+
+
+def test_the_sites_own_404_page_is_shown(app: RunningStack) -> None:
+    assert app.get("/missing").status_code == 404
+    app.exec("echo 'Nothing here, sorry.' > /srv/www/404.html")
+    page = app.get("/missing")
+    assert page.status_code == 404
+    assert page.text == "Nothing here, sorry.\n"
+    assert app.get("/404.html").status_code == 404  # only as an error page
+
+
+def test_answers_carry_safe_headers(app: RunningStack) -> None:
+    page = app.get("/")
+    assert page.headers.get("X-Content-Type-Options") == "nosniff"
+    assert page.headers.get("Referrer-Policy") == "strict-origin-when-cross-origin"
