@@ -132,6 +132,7 @@ def rebuild(shelf: Shelf, say: Say) -> list[tuple[str, str]]:
         f"catalog.json lists {len(history)} released version(s) that this machine has not "
         "published: rebuilding them from their commits"
     )
+    shelf.base_tag  # noqa: B018 -- its own row in the table, not a released version's
     write_bytes_atomic(settings.catalog_path, Catalog().to_bytes())
     done: list[tuple[str, str]] = []
     try:

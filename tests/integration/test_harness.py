@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import docker
 import pytest
 import yaml
 
 from commonshelf.harness import (
+    ENV_IMAGES,
+    ENV_RECIPE,
     LABEL_HOST,
     LABEL_PID,
     LABEL_RUN,
@@ -30,7 +37,10 @@ def test_recipe_tests_pass_and_are_counted(
     recipe = load_recipe(settings.recipes_dir / "custom-html")
     run = run_recipe_tests(recipe, {"app": recipe_image}, tmp_path)
     assert run.ok, run.output
-    assert run.passed == 5 and run.failed == 0
+    written = sum(
+        path.read_text().count("\ndef test_") for path in recipe.tests_dir.glob("test_*.py")
+    )
+    assert run.passed == written and run.failed == 0
     # the child run cleaned up after itself
     assert not docker_client.containers.list(all=True, filters={"label": LABEL_RUN})
 
@@ -79,3 +89,72 @@ def test_leftovers_of_a_dead_run_are_removed(
         assert alive.name in {v.name for v in docker_client.volumes.list()}  # a live run's
     finally:
         alive.remove(force=True)
+
+
+def _child_run(recipe_dir: Path, image: str, tmp_path: Path) -> subprocess.Popen[bytes]:
+    """The recipe's tests in a child pytest, as `invoke test` runs them."""
+    env = dict(
+        os.environ,
+        **{ENV_RECIPE: str(recipe_dir), ENV_IMAGES: json.dumps({"app": image})},
+    )
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            str(recipe_dir / "tests"),
+            "-p",
+            "no:cacheprovider",
+            "-c",
+            os.devnull,
+            f"--rootdir={recipe_dir}",
+            "-q",
+        ],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def _containers_of(client: docker.DockerClient, pid: int) -> list[Any]:
+    return client.containers.list(all=True, filters={"label": f"{LABEL_PID}={pid}"})
+
+
+def _wait_for_a_container(client: docker.DockerClient, child: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while not _containers_of(client, child.pid):
+        assert child.poll() is None, "the test run ended before it started a container"
+        assert time.monotonic() < deadline, "the test run started no container within 60s"
+        time.sleep(0.2)
+
+
+@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "killed"])
+def test_an_interrupted_test_run_leaves_nothing_behind(
+    settings: Settings,
+    recipe_image: str,
+    tmp_path: Path,
+    docker_client: docker.DockerClient,
+    how: signal.Signals,
+) -> None:
+    """Ctrl-C: the run removes its own containers. A killed run cannot: the next run's
+    start (remove_leftovers) removes what it left, because its process is gone."""
+    child = _child_run(settings.recipes_dir / "custom-html", recipe_image, tmp_path)
+    try:
+        _wait_for_a_container(docker_client, child)
+        child.send_signal(how)
+        child.wait(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    if how == signal.SIGKILL:
+        assert _containers_of(docker_client, child.pid), "a killed run cleans nothing up"
+        remove_leftovers(docker_client)  # what every test session does first
+    assert not _containers_of(docker_client, child.pid)
+    for kind in (docker_client.volumes, docker_client.networks):
+        assert not [
+            item
+            for item in kind.list(filters={"label": LABEL_PID})
+            if (item.attrs.get("Labels") or {}).get(LABEL_PID) == str(child.pid)
+        ]

@@ -1,0 +1,90 @@
+"""Released versions on a machine that never published them: the pipeline rebuilds each one
+from the commit catalog.json records, so custom-html's upgrade check runs from the real
+released 1.0.0 to 1.1.0 on seeded data, on a fresh clone like CI's."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import semver
+
+from commonshelf import environment
+from commonshelf.catalog import Catalog
+from commonshelf.errors import ReleaseError
+from commonshelf.evidence import EvidenceStore
+from commonshelf.history import needs_rebuild, released_versions
+from commonshelf.pipeline import run_pipeline
+from commonshelf.settings import Settings
+
+from ..conftest import REPO, free_port
+
+APP = "custom-html"
+
+
+@pytest.fixture
+def clone(tmp_path: Path, settings: Settings) -> Iterator[Settings]:
+    """A clean clone of this repository's HEAD (no public/, keys or evidence)."""
+    root = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(REPO), str(root)], check=True)
+    shelf = Settings(
+        root=root,
+        state_dir=settings.state_dir,
+        registry=settings.registry,
+        catalogue_port=free_port(),
+        debian_mirror=settings.debian_mirror,
+    )
+    yield shelf
+    environment.stop_daemon(shelf, f"catalogue-{shelf.catalogue_port}")
+
+
+def test_released_versions_are_rebuilt_and_the_upgrade_runs_between_them(
+    clone: Settings,
+) -> None:
+    committed = Catalog.load(clone.catalog_path)
+    history = [r for r in released_versions(committed) if r.app == APP]
+    assert len(history) >= 2, "catalog.json should hold two released versions of custom-html"
+    assert needs_rebuild(clone)
+    releases_md = clone.releases_path.read_text()
+
+    report = run_pipeline(clone, install=None)
+
+    assert report.passed, [(s.recipe, s.stage, s.summary) for s in report.stages]
+    rebuilt = Catalog.load(clone.catalog_path)
+    assert sorted(rebuilt.versions(APP)) == sorted(committed.versions(APP))
+    for old in history:
+        entry = rebuilt.versions(APP)[old.version]
+        assert entry["commit"] == old.commit and entry["content_hash"] == old.content_hash
+        assert entry["released"] == old.released and entry["rebuilt"]
+        assert entry["level"] == 7 and all(s in ("passed", "n/a") for s in entry["checks"].values())
+    assert clone.releases_path.read_text() == releases_md  # no new release was made
+    assert (clone.public_dir / "metadata" / "1.root.json").is_file()
+
+    # the newest released version's evidence: its upgrade check started from the one before
+    newest, previous = history[-1], history[-2]
+    evidence = EvidenceStore(clone.evidence_dir).load(APP, newest.version, newest.content_hash)
+    upgrade = next(c for c in evidence.gates["test"]["matrix"] if c["check"] == "upgrade")
+    assert upgrade["status"] == "passed"
+    assert f"{previous.version} → {newest.version}: seeded data kept" in upgrade["detail"]
+    assert evidence.tools["trivy"] and evidence.tools["docker_engine"]
+    assert not needs_rebuild(clone)
+
+
+def test_a_catalogue_that_does_not_match_its_commits_is_refused_and_kept(
+    clone: Settings,
+) -> None:
+    raw = json.loads(clone.catalog_path.read_text())
+    versions = raw["apps"][APP]["versions"]
+    oldest = min(versions, key=semver.Version.parse)
+    versions[oldest]["content_hash"] = "0" * 64
+    clone.catalog_path.write_text(json.dumps(raw, indent=2))
+    before = clone.catalog_path.read_bytes()
+
+    with pytest.raises(ReleaseError, match="catalog.json says 000000000000 was released"):
+        run_pipeline(clone, install=None)
+
+    assert clone.catalog_path.read_bytes() == before
+    assert not clone.public_dir.exists()
