@@ -46,6 +46,7 @@ class StageResult:
     skipped: bool
     summary: str
     seconds: float
+    started: float = 0.0  # time.monotonic() when the stage began
 
 
 @dataclass
@@ -131,7 +132,7 @@ class Shelf:
         self, recipe: Recipe, stage: str, passed: bool, skipped: bool, summary: str, started: float
     ) -> StageResult:
         result = StageResult(
-            recipe.name, stage, passed, skipped, summary, time.monotonic() - started
+            recipe.name, stage, passed, skipped, summary, time.monotonic() - started, started
         )
         self.results.append(result)
         return result

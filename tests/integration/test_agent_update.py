@@ -16,7 +16,7 @@ from commonshelf import swarm
 from commonshelf.agent import Agent
 from commonshelf.catalog import Catalog
 from commonshelf.errors import DeployError
-from commonshelf.matrix import CHECKS
+from commonshelf.matrix import MAX_LEVEL
 from commonshelf.pipeline import DemoInstallation, Shelf, run_pipeline
 from commonshelf.scaffold import bump_recipe
 from commonshelf.settings import Settings
@@ -47,20 +47,20 @@ def test_update_keeps_data_and_a_failing_update_rolls_back(
     folder = workspace.recipes_dir / APP
     index = folder / "image" / "site" / "index.html"
     index.write_text(index.read_text().replace("</body>", "<!-- v1.1 -->\n</body>"))
-    assert bump_recipe(folder, "minor")[1] == "1.1.0+1.22.1"
-    assert run_pipeline(workspace, install=None).release.released == [(APP, "1.1.0+1.22.1")]
-    # CI tested the upgrade from the released 1.0.0 on seeded data before releasing 1.1.0
-    released = Catalog.load(workspace.catalog_path).versions(APP)["1.1.0+1.22.1"]
-    assert released["level"] == len(CHECKS)
+    old, new = bump_recipe(folder, "minor")
+    assert run_pipeline(workspace, install=None).release.released == [(APP, new)]
+    # CI tested the upgrade from the released version on seeded data before releasing the new
+    released = Catalog.load(workspace.catalog_path).versions(APP)[new]
+    assert released["level"] == MAX_LEVEL
     shelf_ = Shelf(workspace)
     [candidate] = shelf_.recipes([APP])
     gate = shelf_.evidence.load(APP, candidate.version, candidate.content_hash()).gates["test"]
     [upgrade] = [c for c in gate["matrix"] if c["check"] == "upgrade"]
     assert upgrade["status"] == "passed"
-    assert upgrade["detail"].startswith("1.0.0+1.22.1 → 1.1.0+1.22.1")
-    assert agent.update() == [(APP, "1.0.0+1.22.1", "1.1.0+1.22.1")]
+    assert upgrade["detail"].startswith(f"{old} → {new}")
+    assert agent.update() == [(APP, old, new)]
     [snapshot] = (installation.home / "snapshots" / APP).iterdir()  # taken before the update
-    assert snapshot.name.endswith("-1.0.0+1.22.1")
+    assert snapshot.name.endswith(f"-{old}")
     with tarfile.open(snapshot / "content.tar") as archive:
         files = {m.name: archive.extractfile(m) for m in archive.getmembers() if m.isfile()}
         assert set(files) == {"./index.html", "./mine.html", "./blob.bin"}
@@ -68,7 +68,7 @@ def test_update_keeps_data_and_a_failing_update_rolls_back(
         assert mine is not None and mine.read() == b"written by the user\n"
         assert blob is not None and hashlib.sha256(blob.read()).hexdigest() == blob_sha
     good_image = swarm.service_image(docker_client.services.get(service))
-    assert agent.installed()[APP].version == "1.1.0+1.22.1"
+    assert agent.installed()[APP].version == new
     assert (
         get_app(installation.http_port, f"{APP}.localhost", "/mine.html").text
         == "written by the user\n"
@@ -99,7 +99,7 @@ def test_update_keeps_data_and_a_failing_update_rolls_back(
         agent.update()
     assert time.monotonic() - started < 240
     assert swarm.service_image(docker_client.services.get(service)) == good_image
-    assert agent.installed()[APP].version == "1.1.0+1.22.1"
+    assert agent.installed()[APP].version == new
     assert (
         get_app(installation.http_port, f"{APP}.localhost", "/mine.html").text
         == "written by the user\n"

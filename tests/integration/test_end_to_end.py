@@ -21,12 +21,16 @@ from commonshelf import swarm
 from commonshelf.agent import Agent
 from commonshelf.catalog import Catalog
 from commonshelf.errors import TrustError
-from commonshelf.matrix import CHECKS
+from commonshelf.matrix import MAX_LEVEL
 from commonshelf.pipeline import DemoInstallation, Shelf, run_pipeline
+from commonshelf.recipe import load_recipe
 from commonshelf.settings import Settings
 from commonshelf.trivydb import Advisory, write_trivy_db
 
+from ..conftest import REPO
 from .conftest import APP, get_app, wait_for_page
+
+VERSION = load_recipe(REPO / "recipes" / APP).version
 
 
 def test_recipe_to_signed_catalogue_to_running_app(
@@ -39,7 +43,7 @@ def test_recipe_to_signed_catalogue_to_running_app(
     report = run_pipeline(workspace, install=installation)
     failed = [(s.recipe, s.stage, s.summary) for s in report.stages if not s.passed]
     assert not failed, failed
-    assert report.release.released == [(APP, "1.0.0+1.22.1")]
+    assert report.release.released == [(APP, VERSION)]
     assert report.app_urls == [f"http://{APP}.localhost:{installation.http_port}/"]
 
     # the signed repository has the TUF layout, targets under targets/
@@ -67,7 +71,7 @@ def test_recipe_to_signed_catalogue_to_running_app(
     assert catalogue == json.loads(workspace.catalog_path.read_bytes())
 
     # images pinned by digest, present in the registry
-    entry = catalogue["apps"][APP]["versions"]["1.0.0+1.22.1"]
+    entry = catalogue["apps"][APP]["versions"][VERSION]
     image = entry["services"]["app"]["image"]
     repository, digest = image.split("@")
     assert digest.startswith("sha256:") and repository.startswith(workspace.registry)
@@ -77,9 +81,9 @@ def test_recipe_to_signed_catalogue_to_running_app(
         timeout=10,
     )
     assert manifest.status_code == 200
-    assert entry["level"] == len(CHECKS)  # every check of the standard matrix passed
+    assert entry["level"] == MAX_LEVEL  # every check of the standard matrix passed
     assert entry["tests"]["tests_passed"] >= 5 and entry["scan"]["counts"].get("CRITICAL", 0) == 0
-    assert "1.0.0+1.22.1" in workspace.releases_path.read_text()
+    assert VERSION in workspace.releases_path.read_text()
 
     # the app runs on Swarm, pinned by digest, and answers through the proxy
     service = docker_client.services.get(f"{installation.namespace}{APP}_app")
@@ -94,13 +98,13 @@ def test_recipe_to_signed_catalogue_to_running_app(
     assert all(s.skipped for s in again.stages), [
         (s.recipe, s.stage) for s in again.stages if not s.skipped
     ]
-    assert again.release.released == [] and again.release.unchanged == [(APP, "1.0.0+1.22.1")]
+    assert again.release.released == [] and again.release.unchanged == [(APP, VERSION)]
 
     # --- a catalogue changed after signing is refused; the running app is untouched
     agent = Agent(installation.home, docker_client)
     version_before = service.attrs["Version"]["Index"]
     [signed] = (workspace.public_dir / "targets").glob("*.catalog.json")
-    tampered = signed.read_bytes().replace(b"1.0.0+1.22.1", b"9.9.9+1.22.1")
+    tampered = signed.read_bytes().replace(VERSION.encode(), b"9.9.9+1.22.1")
     signed.write_bytes(tampered)
     with pytest.raises(TrustError, match=r"catalog\.json"):
         agent.install(APP, "9.9.9+1.22.1")
@@ -108,7 +112,7 @@ def test_recipe_to_signed_catalogue_to_running_app(
     assert service.attrs["Version"]["Index"] == version_before
     assert get_app(installation.http_port, f"{APP}.localhost").status_code == 200
     assert json.loads((installation.home / "apps" / f"{APP}.json").read_text())["version"] == (
-        "1.0.0+1.22.1"
+        VERSION
     )
 
 

@@ -64,7 +64,7 @@ def test_recipe_image_has_oci_labels_and_is_skipped_when_unchanged(
     again = images.build_recipe(docker_client, recipe, base_image, revision="r", source="s")
     assert again["app"].ref == recipe_image and not again["app"].built
     labels = docker_client.images.get(recipe_image).labels
-    assert labels["org.opencontainers.image.version"] == "1.0.0+1.22.1"
+    assert labels["org.opencontainers.image.version"] == recipe.version
     assert labels["dev.commonshelf.content-hash"] == recipe.content_hash()
     assert {"org.opencontainers.image.source", "org.opencontainers.image.revision"} <= set(labels)
 

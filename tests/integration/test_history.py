@@ -83,7 +83,7 @@ def test_a_catalogue_that_does_not_match_its_commits_is_refused_and_kept(
     clone.catalog_path.write_text(json.dumps(raw, indent=2))
     before = clone.catalog_path.read_bytes()
 
-    with pytest.raises(ReleaseError, match="catalog.json says 000000000000 was released"):
+    with pytest.raises(ReleaseError, match=r"catalog\.json says 000000000000 was released"):
         run_pipeline(clone, install=None)
 
     assert clone.catalog_path.read_bytes() == before

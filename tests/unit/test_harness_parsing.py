@@ -62,3 +62,20 @@ def test_named_volumes_short_and_long_syntax_skip_binds() -> None:
 def test_environment_list_and_mapping() -> None:
     assert _environment(["A=1", "B"]) == {"A": "1", "B": ""}
     assert _environment({"A": 1, "B": None}) == {"A": "1", "B": ""}
+
+
+def test_bind_mounts_are_absolute_host_paths_only() -> None:
+    from commonshelf.harness import bind_mounts
+
+    spec = [
+        "data:/srv/data",
+        "/var/run/docker.sock:/var/run/docker.sock",
+        "/etc/hosts:/etc/hosts:ro",
+        {"type": "bind", "source": "/srv", "target": "/mnt", "read_only": True},
+        {"type": "volume", "source": "data", "target": "/x"},
+    ]
+    assert bind_mounts(spec) == [
+        ("/var/run/docker.sock", "/var/run/docker.sock", "rw"),
+        ("/etc/hosts", "/etc/hosts", "ro"),
+        ("/srv", "/mnt", "ro"),
+    ]

@@ -35,7 +35,7 @@ def test_bundled_recipes_load() -> None:
     assert "custom-html" in [r.name for r in recipes]
     html = next(r for r in recipes if r.name == "custom-html")
     assert html.upstream_version == "1.22.1"
-    assert html.image_tag == "1.0.0_1.22.1"
+    assert html.image_tag == html.version.replace("+", "_")
     assert html.main.service == "app" and html.builds == {"app": "image"}
 
 
