@@ -116,17 +116,31 @@ def build(c: Context, app: str) -> None:
     console.stage_table(shelf.results, "build")
 
 
-@task(help={"app": "recipe to test", "force": "run even if this content already passed"})
+@task(
+    help={
+        "app": "recipe to test",
+        "force": "run even if this content already passed",
+        "json": "print the evidence's test gate (matrix, level, tools) as JSON",
+    }
+)
 @_friendly
-def test(c: Context, app: str, force: bool = True) -> None:
-    """Build, then run the recipe's tests against real containers."""
+def test(c: Context, app: str, force: bool = True, json: bool = False) -> None:
+    """Build, then run the recipe's tests and the standard matrix against real containers."""
     shelf = _shelf()
     recipes = shelf.recipes([app])
-    results = [shelf.test(recipe, force=force, capture=False) for recipe in recipes]
-    console.stage_table(shelf.results, "test")
-    for recipe in recipes:
-        evidence = shelf.evidence.load(recipe.name, recipe.version, recipe.content_hash())
-        console.matrix_table(recipe.name, evidence.gates.get("test", {}))
+    results = [shelf.test(recipe, force=force, capture=json) for recipe in recipes]
+    records = [
+        shelf.evidence.load(recipe.name, recipe.version, recipe.content_hash())
+        for recipe in recipes
+    ]
+    if json:
+        console.print_json(
+            [{**r.gates.get("test", {}), "recipe": r.recipe, "tools": r.tools} for r in records]
+        )
+    else:
+        console.stage_table(shelf.results, "test")
+        for record in records:
+            console.matrix_table(record.recipe, record.gates.get("test", {}))
     if not all(r.passed for r in results):
         raise Exit(code=1)
 
@@ -142,14 +156,20 @@ def scan(c: Context, app: str, force: bool = True) -> None:
         raise Exit(code=1)
 
 
-@task(help={"app": "recipes to vet (default: all)"}, iterable=["app"])
+@task(
+    help={
+        "app": "recipes to vet (default: all)",
+        "jobs": "recipes vetted side by side (default: one per core)",
+    },
+    iterable=["app"],
+)
 @_friendly
-def vet(c: Context, app: list[str] | None = None) -> None:
+def vet(c: Context, app: list[str] | None = None, jobs: int = 0) -> None:
     """Build, test and scan recipes; content that already passed is skipped (CI's gate)."""
     from commonshelf.pipeline import vet as run_vet
 
     shelf = _shelf()
-    ok = run_vet(shelf, shelf.recipes(app or None))
+    ok = run_vet(shelf, shelf.recipes(app or None), jobs=jobs)
     console.stage_table(shelf.results, "vet")
     if not ok:
         raise Exit(code=1)

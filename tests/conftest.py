@@ -71,6 +71,12 @@ def workspace(tmp_path: Path, settings: Settings) -> Iterator[Settings]:
             REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache")
         )
     (root / "pyproject.toml").write_text("[project]\nname = 'shelf-under-test'\n")
+    yield from shelf_at(root, settings)
+
+
+def shelf_at(root: Path, settings: Settings) -> Iterator[Settings]:
+    """Settings for the shelf at `root` on the machine's engine, registry and trivy cache,
+    with its own catalogue port; its catalogue server is stopped afterwards."""
     shelf = Settings(
         root=root,
         state_dir=settings.state_dir,

@@ -107,6 +107,13 @@ def bind_mounts(spec: Any) -> list[tuple[str, str, str]]:
     return mounts
 
 
+def networks(service: Mapping[str, Any]) -> list[str]:
+    """The compose networks a service joins ('default' when it names none), in order."""
+    spec = service.get("networks")
+    names = list(spec) if isinstance(spec, list | dict) else []
+    return [str(n) for n in names] or ["default"]
+
+
 def _environment(spec: Any) -> dict[str, str]:
     if isinstance(spec, dict):
         return {str(k): "" if v is None else str(v) for k, v in spec.items()}
@@ -134,7 +141,7 @@ class RunningStack:
     client: docker.DockerClient
     services: dict[str, RunningService]
     volumes: dict[str, str]  # compose volume name -> engine volume name
-    network: Network | None = None
+    networks: dict[str, Network] = field(default_factory=dict)  # compose name -> network
     _port: int = field(default=0)
 
     @property
@@ -203,7 +210,7 @@ class RunningStack:
         self.wait_healthy()
 
     def stop(self, keep_volumes: bool = False) -> None:
-        """Remove the containers and the network; the volumes too unless `keep_volumes`."""
+        """Remove the containers and the networks; the volumes too unless `keep_volumes`."""
         for running in self.services.values():
             with contextlib.suppress(docker.errors.NotFound):
                 running.container.stop(force=True, delete_volume=True)  # anonymous ones only
@@ -211,10 +218,10 @@ class RunningStack:
             for volume in self.volumes.values():
                 with contextlib.suppress(docker.errors.NotFound):
                     self.client.volumes.get(volume).remove(force=True)
-        if self.network is not None:
+        for network in self.networks.values():
             with contextlib.suppress(docker.errors.NotFound):
-                self.network.remove()
-            self.network = None
+                network.remove()
+        self.networks = {}
 
 
 def start_stack(
@@ -232,19 +239,21 @@ def start_stack(
     """
     compose = recipe.compose()
     labels = run_labels(scope)
-    network = Network(docker_network_kw={"labels": labels}).create()
-    stack = RunningStack(
-        recipe=recipe, client=client, services={}, volumes=dict(volumes or {}), network=network
-    )
+    stack = RunningStack(recipe=recipe, client=client, services={}, volumes=dict(volumes or {}))
     try:
+        for network_name in sorted({n for s in compose["services"].values() for n in networks(s)}):
+            stack.networks[network_name] = Network(docker_network_kw={"labels": labels}).create()
         for name, spec in compose["services"].items():
+            joined = networks(spec)
             image = images.get(name) or spec.get("image")
             if not image:
                 raise CommonshelfError(
                     f"{recipe.compose_path}: service '{name}' has no image.",
                     "build it (recipe.yml services) or pin an image.",
                 )
-            container = DockerContainer(str(image), network=network, network_aliases=[name])
+            container = DockerContainer(
+                str(image), network=stack.networks[joined[0]], network_aliases=[name]
+            )
             for key, value in _environment(spec.get("environment")).items():
                 container.with_env(key, value)
             for volume, path in named_volumes(spec.get("volumes")):
@@ -269,6 +278,8 @@ def start_stack(
             container.with_kwargs(**run_kwargs)
             container.start()
             stack.services[name] = RunningService(name, container)
+            for other in joined[1:]:
+                stack.networks[other].connect(container.get_wrapped_container().id, [name])
         stack.wait_healthy()
     except BaseException:
         stack.stop()

@@ -188,7 +188,7 @@ class Shelf:
         if done and done.get("passed") and not force:
             return self._record(recipe, "test", True, True, done["summary"], started)
         run = run_recipe_tests(recipe, images_, self.settings.build_dir / "tests", capture=capture)
-        matrix = run_matrix(recipe, images_, self.client, self._released(recipe))
+        matrix = run_matrix(recipe, images_, self.client, self.released_before(recipe))
         minimum = self.settings.min_level
         passed = run.ok and matrix.level >= minimum
         summary = f"{run.summary}; level {matrix.level}/{MAX_LEVEL} (minimum {minimum})"
@@ -216,7 +216,7 @@ class Shelf:
             result.summary += f"\nfailed {failure}"
         return result
 
-    def _released(self, recipe: Recipe) -> Released | None:
+    def released_before(self, recipe: Recipe) -> Released | None:
         """The newest released version below the candidate, for the upgrade check."""
         versions = Catalog.load(self.settings.catalog_path).versions(recipe.name)
         candidate = semver.Version.parse(recipe.version)

@@ -78,7 +78,7 @@ def test_update_keeps_data_and_a_failing_update_rolls_back(
     # --- a version that fails its health check on the installation: Swarm rolls it back
     compose = folder / "compose.yml"
     compose.write_text(re.sub(r'"/healthz"\]', '"/missing"]', compose.read_text()))
-    bump_recipe(folder, "patch")
+    broken = bump_recipe(folder, "patch")[1]
     shelf = Shelf(workspace)
     [recipe] = shelf.recipes([APP])
     assert shelf.build(recipe).passed
@@ -86,13 +86,19 @@ def test_update_keeps_data_and_a_failing_update_rolls_back(
     # this version's evidence is recorded as passed so that the release publishes it.
     evidence = shelf.evidence.load(recipe.name, recipe.version, recipe.content_hash())
     evidence.record(
-        "test", True, "recorded by the test", tests_passed=1, tests_failed=0, tests_skipped=0
+        "test",
+        True,
+        "recorded by the test",
+        tests_passed=1,
+        tests_failed=0,
+        tests_skipped=0,
+        level=MAX_LEVEL,
     )
     evidence.record(
         "scan", True, "recorded by the test", counts={}, fail_on="CRITICAL", vuln_db="n/a"
     )
     shelf.evidence.save(evidence)
-    assert shelf.release([recipe]).released == [(APP, "1.1.1+1.22.1")]
+    assert shelf.release([recipe]).released == [(APP, broken)]
 
     started = time.monotonic()
     with pytest.raises(DeployError, match="rolled it back to the previous version"):

@@ -158,3 +158,40 @@ def test_an_interrupted_test_run_leaves_nothing_behind(
             for item in kind.list(filters={"label": LABEL_PID})
             if (item.attrs.get("Labels") or {}).get(LABEL_PID) == str(child.pid)
         ]
+
+
+def test_every_service_network_and_volume_of_the_compose_file_is_brought_up(
+    settings: Settings, recipe_image: str, tmp_path: Path, docker_client: docker.DockerClient
+) -> None:
+    """A second service on a private network: the main service reaches it by name, the
+    stack has both networks and both volumes, and stopping removes all of it."""
+    shutil.copytree(settings.recipes_dir, tmp_path / "recipes")
+    shutil.copytree(settings.shared_dir, tmp_path / "shared")
+    folder = tmp_path / "recipes" / "custom-html"
+    compose = yaml.safe_load((folder / "compose.yml").read_text())
+    compose["services"]["app"]["networks"] = ["front", "back"]
+    compose["services"]["store"] = {
+        "image": recipe_image,
+        "networks": ["back"],
+        "volumes": ["blobs:/srv/www"],
+    }
+    compose["volumes"]["blobs"] = None
+    compose["networks"] = {"front": None, "back": None}
+    (folder / "compose.yml").write_text(yaml.safe_dump(compose))
+    stack = start_stack(load_recipe(folder), {"app": recipe_image}, docker_client)
+    try:
+        assert set(stack.services) == {"app", "store"}
+        assert set(stack.networks) == {"front", "back"} and set(stack.volumes) == {
+            "content",
+            "blobs",
+        }
+        assert "store" in stack.exec("getent hosts store")
+        on_front = docker_client.networks.get(stack.networks["front"].id or "")
+        assert {c.name for c in on_front.containers} == {
+            stack.services["app"].docker_container.name
+        }
+    finally:
+        stack.stop()
+    labelled = {"label": f"{LABEL_RUN}"}
+    assert not docker_client.containers.list(all=True, filters=labelled)
+    assert not docker_client.networks.list(filters=labelled)

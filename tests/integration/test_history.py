@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 import semver
 
-from commonshelf import environment
 from commonshelf.catalog import Catalog
 from commonshelf.errors import ReleaseError
 from commonshelf.evidence import EvidenceStore
@@ -20,7 +19,7 @@ from commonshelf.history import needs_rebuild, released_versions
 from commonshelf.pipeline import run_pipeline
 from commonshelf.settings import Settings
 
-from ..conftest import REPO, free_port
+from ..conftest import REPO, shelf_at
 
 APP = "custom-html"
 
@@ -28,17 +27,17 @@ APP = "custom-html"
 @pytest.fixture
 def clone(tmp_path: Path, settings: Settings) -> Iterator[Settings]:
     """A clean clone of this repository's HEAD (no public/, keys or evidence)."""
+    shallow = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "--is-shallow-repository"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if shallow.stdout.strip() == "true":
+        pytest.skip("a shallow clone lacks the commits released versions are rebuilt from")
     root = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", str(REPO), str(root)], check=True)
-    shelf = Settings(
-        root=root,
-        state_dir=settings.state_dir,
-        registry=settings.registry,
-        catalogue_port=free_port(),
-        debian_mirror=settings.debian_mirror,
-    )
-    yield shelf
-    environment.stop_daemon(shelf, f"catalogue-{shelf.catalogue_port}")
+    yield from shelf_at(root, settings)
 
 
 def test_released_versions_are_rebuilt_and_the_upgrade_runs_between_them(

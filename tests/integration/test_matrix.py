@@ -4,7 +4,9 @@ broken recipe fails exactly the check it targets, with the later checks skipped.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import docker
 import pytest
@@ -45,6 +47,13 @@ def _copy(settings: Settings, tmp_path: Path) -> Path:
     return tmp_path / "recipes" / "custom-html"
 
 
+def _edit(path: Path, change: Callable[[dict[str, Any]], None]) -> None:
+    """Change a recipe's YAML file in place."""
+    data = yaml.safe_load(path.read_text())
+    change(data)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
 def _statuses(
     recipe: Recipe, image: str, client: docker.DockerClient, released: Released | None = None
 ) -> dict[str, str]:
@@ -72,12 +81,13 @@ def test_a_healthcheck_that_never_passes_fails_install_and_shows_logs(
     tmp_path: Path,
 ) -> None:
     folder = _copy(settings, tmp_path)
-    compose = yaml.safe_load((folder / "compose.yml").read_text())
-    compose["services"]["app"]["healthcheck"]["test"] = ["CMD", "http-health", "8080", "/nope"]
-    (folder / "compose.yml").write_text(yaml.safe_dump(compose))
-    manifest = yaml.safe_load((folder / "recipe.yml").read_text())
-    manifest["main"]["timeout"] = 15
-    (folder / "recipe.yml").write_text(yaml.safe_dump(manifest))
+    _edit(
+        folder / "compose.yml",
+        lambda c: c["services"]["app"]["healthcheck"].update(
+            test=["CMD", "http-health", "8080", "/nope"]
+        ),
+    )
+    _edit(folder / "recipe.yml", lambda m: m["main"].update(timeout=15))
     result = run_matrix(load_recipe(folder), {"app": recipe_image}, docker_client)
     install = result.checks[0]
     assert install.status == "failed" and "GET /nope" in install.detail  # nginx's log line
@@ -110,14 +120,13 @@ def test_a_backup_hook_that_writes_nothing_fails_backup_restore(
         "def verify(app):\n"
         "    assert app.exec('cat /tmp/live/data') == 'kept\\n'\n"
     )
-    manifest = yaml.safe_load((folder / "recipe.yml").read_text())
-    manifest["backup"] = {
+    backup = {
         "service": "app",
         "pre": [dump],
         "post": ["true"],
         "restore": ["mkdir -p /tmp/live && cp /srv/www/.dump/data /tmp/live/data"],
     }
-    (folder / "recipe.yml").write_text(yaml.safe_dump(manifest, sort_keys=False))
+    _edit(folder / "recipe.yml", lambda m: m.update(backup=backup))
     statuses = _statuses(load_recipe(folder), recipe_image, docker_client)
     assert statuses == {
         "install": "passed",
@@ -136,14 +145,13 @@ def test_a_container_left_behind_fails_removal(
     tmp_path: Path,
 ) -> None:
     folder = _copy(settings, tmp_path)
-    compose = yaml.safe_load((folder / "compose.yml").read_text())
-    compose["services"]["spawner"] = {
+    spawner = {
         "image": recipe_image,
         "user": "0",
         "volumes": ["/var/run/docker.sock:/var/run/docker.sock"],
         "command": ["perl", "-e", SPAWN_A_WORKER],
     }
-    (folder / "compose.yml").write_text(yaml.safe_dump(compose, sort_keys=False))
+    _edit(folder / "compose.yml", lambda c: c["services"].update(spawner=spawner))
     before = {c.id for c in docker_client.containers.list(all=True)}
     result = run_matrix(load_recipe(folder), {"app": recipe_image}, docker_client)
     statuses = {c.check: c.status for c in result.checks}

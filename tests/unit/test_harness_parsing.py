@@ -79,3 +79,20 @@ def test_bind_mounts_are_absolute_host_paths_only() -> None:
         ("/etc/hosts", "/etc/hosts", "ro"),
         ("/srv", "/mnt", "ro"),
     ]
+
+
+@pytest.mark.parametrize(
+    ("service", "expected"),
+    [
+        ({}, ["default"]),
+        ({"networks": ["front", "back"]}, ["front", "back"]),
+        ({"networks": {"back": {"aliases": ["db"]}}}, ["back"]),
+        ({"networks": []}, ["default"]),
+    ],
+)
+def test_services_join_their_compose_networks(
+    service: dict[str, object], expected: list[str]
+) -> None:
+    from commonshelf.harness import networks
+
+    assert networks(service) == expected
