@@ -27,6 +27,7 @@ from typing import Any
 
 import docker
 
+from .errors import CommonshelfError
 from .harness import LABEL_RUN, LABEL_SCOPE, RunningStack, new_scope, run_labels, start_stack
 from .recipe import Recipe, load_recipe, schema_file_for
 from .volumes import archive_volume, restore_volume
@@ -327,8 +328,10 @@ def run_matrix(
             started = time.monotonic()
             try:
                 detail = getattr(matrix, name)()
-            except (AssertionError, docker.errors.DockerException, OSError) as exc:
+            except Exception as exc:  # a failing app, hook or engine call fails this check
                 text = str(exc).strip() or repr(exc)
+                if not isinstance(exc, AssertionError | CommonshelfError):
+                    text = f"{type(exc).__name__}: {text}"
                 results.append(CheckResult(name, "failed", time.monotonic() - started, text[:1500]))
                 blocked = f"{name} failed"
                 continue
