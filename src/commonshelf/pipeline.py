@@ -216,8 +216,16 @@ class Shelf:
             result.summary += f"\nfailed {failure}"
         return result
 
+    def ensure_history(self) -> None:
+        """Rebuild the released versions catalog.json lists when this machine never published
+        them (a fresh clone), so that upgrade checks start from real released builds."""
+        with self._lock:
+            if history.needs_rebuild(self.settings):
+                history.rebuild(self, self.say)
+
     def released_before(self, recipe: Recipe) -> Released | None:
         """The newest released version below the candidate, for the upgrade check."""
+        self.ensure_history()
         versions = Catalog.load(self.settings.catalog_path).versions(recipe.name)
         candidate = semver.Version.parse(recipe.version)
         older = [v for v in versions if semver.Version.parse(v) < candidate]
@@ -405,8 +413,7 @@ def run_pipeline(
     started = time.monotonic()
     shelf = Shelf(settings, say)
     recipes = shelf.recipes(names)
-    if history.needs_rebuild(settings):
-        history.rebuild(shelf, say)
+    shelf.ensure_history()  # up front, so its rows lead the table
     vet(shelf, recipes)
     outcome = shelf.release(recipes)
     urls: list[str] = []
