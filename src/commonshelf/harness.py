@@ -305,9 +305,10 @@ def remove_leftovers(client: docker.DockerClient, run_id: str | None = None) -> 
         return False
 
     removed = 0
-    for container in client.containers.list(all=True, filters={"label": LABEL_RUN}):
-        if dead(container.labels):
-            container.remove(force=True, v=True)
+    for container in client.containers.list(all=True, sparse=True, filters={"label": LABEL_RUN}):
+        if dead(container.attrs.get("Labels") or {}):
+            with contextlib.suppress(docker.errors.NotFound):
+                container.remove(force=True, v=True)
             removed += 1
     for volume in client.volumes.list(filters={"label": LABEL_RUN}):
         if dead(volume.attrs.get("Labels") or {}):

@@ -164,7 +164,7 @@ class _Matrix:
         return self.stack
 
     def install(self) -> str:
-        self.before = {c.id for c in self.client.containers.list(all=True)}
+        self.before = {c.id for c in self.client.containers.list(all=True, sparse=True)}
         self.stack = self._start(self.recipe, self.images)
         self.volumes = dict(self.stack.volumes)
         return f"{len(self.stack.services)} service(s) healthy"
@@ -271,20 +271,23 @@ class _Matrix:
         scoped = {"label": f"{LABEL_SCOPE}={self.scope}"}
         # Containers the app started itself carry no labels of ours: new since the install,
         # not another test run's, not a Swarm task, and running one of the app's images.
-        self.leftovers = [
-            c
-            for c in self.client.containers.list(all=True)
-            if c.id not in self.before
-            and (
-                c.labels.get(LABEL_SCOPE) == self.scope
-                or (
-                    LABEL_RUN not in c.labels
-                    and "com.docker.swarm.task.id" not in c.labels
-                    and c.attrs.get("Image") in self.image_ids
-                )
-            )
+        # (Sparse listings: a container removed meanwhile must not fail the check.)
+        self.leftovers = []
+        for container in self.client.containers.list(all=True, sparse=True):
+            labels = container.attrs.get("Labels") or {}
+            if container.id in self.before:
+                continue
+            if labels.get(LABEL_SCOPE) == self.scope or (
+                LABEL_RUN not in labels
+                and "com.docker.swarm.task.id" not in labels
+                and container.attrs.get("ImageID") in self.image_ids
+            ):
+                self.leftovers.append(container)
+        left = [
+            f"container {(c.attrs.get('Names') or ['?'])[0].lstrip('/')} "
+            f"({c.attrs.get('Command', '')})"
+            for c in self.leftovers
         ]
-        left = [f"container {c.name} ({c.attrs['Config'].get('Cmd')})" for c in self.leftovers]
         left += [f"network {n.name}" for n in self.client.networks.list(filters=scoped)]
         left += [
             f"volume {v.name}"

@@ -145,6 +145,12 @@ def ensure_network(client: docker.DockerClient, name: str) -> None:
 
 
 def task_containers(client: docker.DockerClient, service: str) -> list[Any]:
-    return list(
-        client.containers.list(filters={"label": f"com.docker.swarm.service.name={service}"})
-    )
+    """The running containers of a service's tasks; one that goes away meanwhile is skipped."""
+    found = []
+    label = {"label": f"com.docker.swarm.service.name={service}"}
+    for summary in client.containers.list(sparse=True, filters=label):
+        try:
+            found.append(client.containers.get(summary.id))
+        except docker.errors.NotFound:
+            continue
+    return found

@@ -51,9 +51,9 @@ def installation(tmp_path: Path, docker_client: docker.DockerClient) -> Iterator
         swarm.remove(stack)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and docker_client.containers.list(
-        all=True, filters={"label": f"com.docker.stack.namespace={stacks[0]}"}
+        all=True, sparse=True, filters={"label": f"com.docker.stack.namespace={stacks[0]}"}
     ) + docker_client.containers.list(
-        all=True, filters={"label": f"com.docker.stack.namespace={stacks[1]}"}
+        all=True, sparse=True, filters={"label": f"com.docker.stack.namespace={stacks[1]}"}
     ):
         time.sleep(1)
     for volume in docker_client.volumes.list(filters={"name": demo.namespace}):

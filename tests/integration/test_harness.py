@@ -42,7 +42,7 @@ def test_recipe_tests_pass_and_are_counted(
     )
     assert run.passed == written and run.failed == 0
     # the child run cleaned up after itself
-    assert not docker_client.containers.list(all=True, filters={"label": LABEL_RUN})
+    assert not docker_client.containers.list(all=True, sparse=True, filters={"label": LABEL_RUN})
 
 
 def test_unhealthy_stack_fails_with_the_container_logs(
@@ -60,7 +60,7 @@ def test_unhealthy_stack_fails_with_the_container_logs(
     with pytest.raises(AssertionError, match=r"not healthy within 20s: app \(unhealthy\)") as err:
         start_stack(load_recipe(folder), {"app": recipe_image}, docker_client)
     assert '"GET /nope HTTP/1.0" 404' in str(err.value)  # nginx's access log line
-    assert not docker_client.containers.list(all=True, filters={"label": LABEL_RUN})
+    assert not docker_client.containers.list(all=True, sparse=True, filters={"label": LABEL_RUN})
 
 
 def test_leftovers_of_a_dead_run_are_removed(
@@ -82,7 +82,7 @@ def test_leftovers_of_a_dead_run_are_removed(
     )
     try:
         assert remove_leftovers(docker_client) >= 3
-        ids = {c.id for c in docker_client.containers.list(all=True)}
+        ids = {c.id for c in docker_client.containers.list(all=True, sparse=True)}
         assert container.id not in ids
         assert volume.name not in {v.name for v in docker_client.volumes.list()}
         assert network.id not in {n.id for n in docker_client.networks.list()}
@@ -118,7 +118,7 @@ def _child_run(recipe_dir: Path, image: str, tmp_path: Path) -> subprocess.Popen
 
 
 def _containers_of(client: docker.DockerClient, pid: int) -> list[Any]:
-    return client.containers.list(all=True, filters={"label": f"{LABEL_PID}={pid}"})
+    return client.containers.list(all=True, sparse=True, filters={"label": f"{LABEL_PID}={pid}"})
 
 
 def _wait_for_a_container(client: docker.DockerClient, child: subprocess.Popen[bytes]) -> None:
@@ -193,5 +193,5 @@ def test_every_service_network_and_volume_of_the_compose_file_is_brought_up(
     finally:
         stack.stop()
     labelled = {"label": f"{LABEL_RUN}"}
-    assert not docker_client.containers.list(all=True, filters=labelled)
+    assert not docker_client.containers.list(all=True, sparse=True, filters=labelled)
     assert not docker_client.networks.list(filters=labelled)

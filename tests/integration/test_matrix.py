@@ -58,7 +58,7 @@ def _statuses(
     recipe: Recipe, image: str, client: docker.DockerClient, released: Released | None = None
 ) -> dict[str, str]:
     result = run_matrix(recipe, {"app": image}, client, released)
-    assert not client.containers.list(all=True, filters={"label": LABEL_RUN})
+    assert not client.containers.list(all=True, sparse=True, filters={"label": LABEL_RUN})
     assert not client.volumes.list(filters={"label": LABEL_RUN})
     return {c.check: c.status for c in result.checks}
 
@@ -152,7 +152,7 @@ def test_a_container_left_behind_fails_removal(
         "command": ["perl", "-e", SPAWN_A_WORKER],
     }
     _edit(folder / "compose.yml", lambda c: c["services"].update(spawner=spawner))
-    before = {c.id for c in docker_client.containers.list(all=True)}
+    before = {c.id for c in docker_client.containers.list(all=True, sparse=True)}
     result = run_matrix(load_recipe(folder), {"app": recipe_image}, docker_client)
     statuses = {c.check: c.status for c in result.checks}
     assert statuses == {
@@ -171,7 +171,7 @@ def test_a_container_left_behind_fails_removal(
     assert result.lint is not None and result.lint.status == "failed"
     assert "docker.sock" in result.lint.detail or "socket" in result.lint.detail.lower()
     # the matrix removed what the app left behind
-    assert {c.id for c in docker_client.containers.list(all=True)} <= before
+    assert {c.id for c in docker_client.containers.list(all=True, sparse=True)} <= before
 
 
 def test_a_recipe_without_seed_hooks_stops_at_persistence(

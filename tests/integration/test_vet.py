@@ -36,7 +36,9 @@ def test_recipes_are_vetted_side_by_side_and_release_needs_the_minimum_level(
         "skipped"
     )
     assert demo.gates["test"]["level"] == 7
-    assert not docker_client.containers.list(all=True, filters={"label": f"{LABEL_RUN}={RUN_ID}"})
+    assert not docker_client.containers.list(
+        all=True, sparse=True, filters={"label": f"{LABEL_RUN}={RUN_ID}"}
+    )
 
     strict = Shelf(workspace)  # the default minimum: the top level
     outcome = strict.release(recipes)
