@@ -119,7 +119,7 @@ def checkout(repo: Path, released: ReleasedVersion, into: Path) -> Recipe:
     return load_recipe(folder)
 
 
-def rebuild(shelf: Shelf, say: Say) -> list[tuple[str, str]]:
+def rebuild(shelf: Shelf, say: Say) -> None:
     """Rebuild, vet and re-release every version the committed catalogue lists, oldest first.
 
     `shelf` is a `pipeline.Shelf`. On any failure catalog.json is put back as it was, the
@@ -134,39 +134,31 @@ def rebuild(shelf: Shelf, say: Say) -> list[tuple[str, str]]:
     )
     shelf.base_tag  # noqa: B018 -- its own row in the table, not a released version's
     write_bytes_atomic(settings.catalog_path, Catalog().to_bytes())
-    done: list[tuple[str, str]] = []
     try:
         with tempfile.TemporaryDirectory(prefix="commonshelf-history-") as work:
             for index, released in enumerate(history):
                 recipe = checkout(settings.root, released, Path(work) / str(index))
                 say(f"Rebuilding {released.app} {released.version} from {released.commit[:12]}")
                 first = len(shelf.results)
-                for stage in (shelf.build, shelf.test, shelf.scan):
-                    result = stage(recipe)
-                    if not result.passed:
-                        raise ReleaseError(
-                            f"the released {released.app} {released.version} failed its "
-                            f"{result.stage} gate when rebuilt from {released.commit[:12]}: "
-                            f"{result.summary.strip()[:1500]}",
-                            "fix the cause (the table above), or restore public/ and the registry "
-                            "from the publishing host.",
-                        )
+                failed = shelf.first_failed_gate(recipe)
+                if failed is not None:
+                    raise ReleaseError(
+                        f"the released {released.app} {released.version} failed its "
+                        f"{failed.stage} gate when rebuilt from {released.commit[:12]}: "
+                        f"{failed.summary.strip()[:1500]}",
+                        "fix the cause (the table above), or restore public/ and the registry "
+                        "from the publishing host.",
+                    )
                 for row in shelf.results[first:]:
                     row.recipe = f"{released.app} {released.version} (released)"
-                outcome = shelf.release([recipe], rebuilt=(released.commit, released.released))
+                outcome = shelf.release([recipe], rebuilt=released)
                 if outcome.refused:
                     raise ReleaseError(
                         f"the rebuilt {released.app} {released.version} was not released: "
                         f"{outcome.refused[0][1]}.",
                         "restore public/ and the registry from the publishing host.",
                     )
-                done.append((released.app, released.version))
     except BaseException:
         write_bytes_atomic(settings.catalog_path, original)
-        _remove_tree(settings.public_dir)
+        shutil.rmtree(settings.public_dir, ignore_errors=True)
         raise
-    return done
-
-
-def _remove_tree(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)

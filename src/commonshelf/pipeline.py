@@ -282,8 +282,16 @@ class Shelf:
         self.evidence.save(evidence)
         return self._record(recipe, "scan", passed, False, summary, started)
 
+    def first_failed_gate(self, recipe: Recipe) -> StageResult | None:
+        """Build, test and scan in order; the first gate that failed, or None if all passed."""
+        for stage in (self.build, self.test, self.scan):
+            result = stage(recipe)
+            if not result.passed:
+                return result
+        return None
+
     def release(
-        self, recipes: list[Recipe], rebuilt: tuple[str, str] | None = None
+        self, recipes: list[Recipe], rebuilt: history.ReleasedVersion | None = None
     ) -> ReleaseOutcome:
         return release(
             self.settings, self.client, recipes, self.base_tag, say=self.say, rebuilt=rebuilt
@@ -391,7 +399,7 @@ def vet(shelf: Shelf, recipes: list[Recipe], jobs: int = 0) -> bool:
     """
 
     def one(recipe: Recipe) -> bool:
-        return all(stage(recipe).passed for stage in (shelf.build, shelf.test, shelf.scan))
+        return shelf.first_failed_gate(recipe) is None
 
     if not recipes:
         return True

@@ -23,6 +23,7 @@ from .catalog import Catalog
 from .errors import ReleaseError
 from .evidence import Evidence, EvidenceStore, now_iso
 from .fsutil import write_bytes_atomic, write_text_atomic
+from .history import ReleasedVersion
 from .recipe import Recipe, changelog_entry
 from .settings import Settings
 
@@ -146,10 +147,10 @@ def release(
     base_tag: str,
     say: Callable[[str], None] = print,
     *,
-    rebuilt: tuple[str, str] | None = None,
+    rebuilt: ReleasedVersion | None = None,
 ) -> ReleaseOutcome:
-    """Promote what passed. `rebuilt` (commit, first release time) marks a version being
-    rebuilt from the commit it was released from: it keeps both, and adds no release notes."""
+    """Promote what passed. `rebuilt` marks a version being rebuilt from the commit it was
+    released from: its entry keeps that commit and first release time, and adds no notes."""
     outcome = ReleaseOutcome()
     keys, outcome.new_keys = signing.load_or_create_keys(settings.keys_dir)
     catalog = Catalog.load(settings.catalog_path)
@@ -161,7 +162,7 @@ def release(
             "or restore public/ from the publishing host.",
         )
     store = EvidenceStore(settings.evidence_dir)
-    commit = rebuilt[0] if rebuilt else vcs.revision(settings.root)
+    commit = rebuilt.commit if rebuilt else vcs.revision(settings.root)
     targets: dict[str, bytes] = {}
     notes: list[str] = []
     for recipe in recipes:
@@ -205,7 +206,7 @@ def release(
         compose_target = f"apps/{recipe.name}/{recipe.version}/compose.yml"
         targets[compose_target] = pinned_compose(recipe, {s: p["image"] for s, p in pushed.items()})
         entry = _version_entry(
-            recipe, evidence, pushed, compose_target, commit, rebuilt[1] if rebuilt else None
+            recipe, evidence, pushed, compose_target, commit, rebuilt.released if rebuilt else None
         )
         if rebuilt:
             entry["rebuilt"] = now_iso()

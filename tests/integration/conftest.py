@@ -1,23 +1,44 @@
-"""Fixtures for tests that run a private installation next to the machine's own."""
+"""Fixtures for tests that run a private installation next to the machine's own, and helpers
+for tests that change a copy of a recipe."""
 
 from __future__ import annotations
 
+import shutil
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import docker
 import docker.errors
 import pytest
 import requests
+import yaml
 
 from commonshelf import swarm
 from commonshelf.pipeline import DemoInstallation
+from commonshelf.settings import Settings
 
 from ..conftest import free_port
 
 APP = "custom-html"
+
+
+def copy_of_recipe(settings: Settings, tmp_path: Path, app: str = APP) -> Path:
+    """A private shelf under `tmp_path` (recipes and shared); the folder of its `app`."""
+    shutil.copytree(
+        settings.recipes_dir, tmp_path / "recipes", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    shutil.copytree(settings.shared_dir, tmp_path / "shared")
+    return tmp_path / "recipes" / app
+
+
+def edit_yaml(path: Path, change: Callable[[dict[str, Any]], None]) -> None:
+    """Change a recipe's YAML file in place."""
+    data = yaml.safe_load(path.read_text())
+    change(data)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
 
 
 def get_app(port: int, host: str, path: str = "/") -> requests.Response:

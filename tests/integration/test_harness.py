@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -15,7 +14,6 @@ from typing import Any
 
 import docker
 import pytest
-import yaml
 
 from commonshelf.harness import (
     ENV_IMAGES,
@@ -29,6 +27,8 @@ from commonshelf.harness import (
 )
 from commonshelf.recipe import load_recipe
 from commonshelf.settings import Settings
+
+from .conftest import copy_of_recipe, edit_yaml
 
 
 def test_recipe_tests_pass_and_are_counted(
@@ -48,15 +48,14 @@ def test_recipe_tests_pass_and_are_counted(
 def test_unhealthy_stack_fails_with_the_container_logs(
     settings: Settings, recipe_image: str, tmp_path: Path, docker_client: docker.DockerClient
 ) -> None:
-    shutil.copytree(settings.recipes_dir, tmp_path / "recipes")
-    shutil.copytree(settings.shared_dir, tmp_path / "shared")
-    folder = tmp_path / "recipes" / "custom-html"
-    compose = yaml.safe_load((folder / "compose.yml").read_text())
-    compose["services"]["app"]["healthcheck"]["test"] = ["CMD", "http-health", "8080", "/nope"]
-    (folder / "compose.yml").write_text(yaml.safe_dump(compose))
-    manifest = yaml.safe_load((folder / "recipe.yml").read_text())
-    manifest["main"]["timeout"] = 20
-    (folder / "recipe.yml").write_text(yaml.safe_dump(manifest))
+    folder = copy_of_recipe(settings, tmp_path)
+    edit_yaml(
+        folder / "compose.yml",
+        lambda c: c["services"]["app"]["healthcheck"].update(
+            test=["CMD", "http-health", "8080", "/nope"]
+        ),
+    )
+    edit_yaml(folder / "recipe.yml", lambda m: m["main"].update(timeout=20))
     with pytest.raises(AssertionError, match=r"not healthy within 20s: app \(unhealthy\)") as err:
         start_stack(load_recipe(folder), {"app": recipe_image}, docker_client)
     assert '"GET /nope HTTP/1.0" 404' in str(err.value)  # nginx's access log line
@@ -165,19 +164,19 @@ def test_every_service_network_and_volume_of_the_compose_file_is_brought_up(
 ) -> None:
     """A second service on a private network: the main service reaches it by name, the
     stack has both networks and both volumes, and stopping removes all of it."""
-    shutil.copytree(settings.recipes_dir, tmp_path / "recipes")
-    shutil.copytree(settings.shared_dir, tmp_path / "shared")
-    folder = tmp_path / "recipes" / "custom-html"
-    compose = yaml.safe_load((folder / "compose.yml").read_text())
-    compose["services"]["app"]["networks"] = ["front", "back"]
-    compose["services"]["store"] = {
-        "image": recipe_image,
-        "networks": ["back"],
-        "volumes": ["blobs:/srv/www"],
-    }
-    compose["volumes"]["blobs"] = None
-    compose["networks"] = {"front": None, "back": None}
-    (folder / "compose.yml").write_text(yaml.safe_dump(compose))
+    folder = copy_of_recipe(settings, tmp_path)
+
+    def two_networks(compose: dict[str, Any]) -> None:
+        compose["services"]["app"]["networks"] = ["front", "back"]
+        compose["services"]["store"] = {
+            "image": recipe_image,
+            "networks": ["back"],
+            "volumes": ["blobs:/srv/www"],
+        }
+        compose["volumes"]["blobs"] = None
+        compose["networks"] = {"front": None, "back": None}
+
+    edit_yaml(folder / "compose.yml", two_networks)
     stack = start_stack(load_recipe(folder), {"app": recipe_image}, docker_client)
     try:
         assert set(stack.services) == {"app", "store"}

@@ -3,10 +3,7 @@ broken recipe fails exactly the check it targets, with the later checks skipped.
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import docker
 import pytest
@@ -17,6 +14,8 @@ from commonshelf.harness import LABEL_RUN
 from commonshelf.matrix import CHECKS, MAX_LEVEL, Released, run_matrix
 from commonshelf.recipe import Recipe, load_recipe
 from commonshelf.settings import Settings
+
+from .conftest import copy_of_recipe, edit_yaml
 
 # The fixture that leaves a container behind: a service that, like apps which manage
 # their own helper containers, starts one through the engine's socket and never
@@ -37,21 +36,6 @@ api("POST", "/containers/$id/start");
 print "started worker $id\n";
 sleep 300;
 """
-
-
-def _copy(settings: Settings, tmp_path: Path) -> Path:
-    shutil.copytree(
-        settings.recipes_dir, tmp_path / "recipes", ignore=shutil.ignore_patterns("__pycache__")
-    )
-    shutil.copytree(settings.shared_dir, tmp_path / "shared")
-    return tmp_path / "recipes" / "custom-html"
-
-
-def _edit(path: Path, change: Callable[[dict[str, Any]], None]) -> None:
-    """Change a recipe's YAML file in place."""
-    data = yaml.safe_load(path.read_text())
-    change(data)
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
 
 
 def _statuses(
@@ -80,14 +64,14 @@ def test_a_healthcheck_that_never_passes_fails_install_and_shows_logs(
     docker_client: docker.DockerClient,
     tmp_path: Path,
 ) -> None:
-    folder = _copy(settings, tmp_path)
-    _edit(
+    folder = copy_of_recipe(settings, tmp_path)
+    edit_yaml(
         folder / "compose.yml",
         lambda c: c["services"]["app"]["healthcheck"].update(
             test=["CMD", "http-health", "8080", "/nope"]
         ),
     )
-    _edit(folder / "recipe.yml", lambda m: m["main"].update(timeout=15))
+    edit_yaml(folder / "recipe.yml", lambda m: m["main"].update(timeout=15))
     result = run_matrix(load_recipe(folder), {"app": recipe_image}, docker_client)
     install = result.checks[0]
     assert install.status == "failed" and "GET /nope" in install.detail  # nginx's log line
@@ -111,7 +95,7 @@ def test_a_backup_hook_that_writes_nothing_fails_backup_restore(
     dump: str,
     expected: str,
 ) -> None:
-    folder = _copy(settings, tmp_path)
+    folder = copy_of_recipe(settings, tmp_path)
     # the app keeps its live data outside the volume (like a database server's memory):
     # only the backup hook's dump puts it where a backup can find it
     (folder / "tests" / "hooks.py").write_text(
@@ -126,7 +110,7 @@ def test_a_backup_hook_that_writes_nothing_fails_backup_restore(
         "post": ["true"],
         "restore": ["mkdir -p /tmp/live && cp /srv/www/.dump/data /tmp/live/data"],
     }
-    _edit(folder / "recipe.yml", lambda m: m.update(backup=backup))
+    edit_yaml(folder / "recipe.yml", lambda m: m.update(backup=backup))
     statuses = _statuses(load_recipe(folder), recipe_image, docker_client)
     assert statuses == {
         "install": "passed",
@@ -144,14 +128,14 @@ def test_a_container_left_behind_fails_removal(
     docker_client: docker.DockerClient,
     tmp_path: Path,
 ) -> None:
-    folder = _copy(settings, tmp_path)
+    folder = copy_of_recipe(settings, tmp_path)
     spawner = {
         "image": recipe_image,
         "user": "0",
         "volumes": ["/var/run/docker.sock:/var/run/docker.sock"],
         "command": ["perl", "-e", SPAWN_A_WORKER],
     }
-    _edit(folder / "compose.yml", lambda c: c["services"].update(spawner=spawner))
+    edit_yaml(folder / "compose.yml", lambda c: c["services"].update(spawner=spawner))
     before = {c.id for c in docker_client.containers.list(all=True, sparse=True)}
     result = run_matrix(load_recipe(folder), {"app": recipe_image}, docker_client)
     statuses = {c.check: c.status for c in result.checks}
@@ -180,7 +164,7 @@ def test_a_recipe_without_seed_hooks_stops_at_persistence(
     docker_client: docker.DockerClient,
     tmp_path: Path,
 ) -> None:
-    folder = _copy(settings, tmp_path)
+    folder = copy_of_recipe(settings, tmp_path)
     (folder / "tests" / "hooks.py").unlink()
     statuses = _statuses(load_recipe(folder), recipe_image, docker_client)
     assert statuses["persistence"] == "skipped"
@@ -220,7 +204,7 @@ def test_a_new_version_that_drops_the_data_volume_fails_upgrade(
     tmp_path: Path,
 ) -> None:
     released = _released(settings, docker_client, recipe_image)
-    folder = _copy(settings, tmp_path)
+    folder = copy_of_recipe(settings, tmp_path)
     for name in ("compose.yml", "recipe.yml"):
         path = folder / name
         path.write_text(
