@@ -41,6 +41,20 @@ def edit_yaml(path: Path, change: Callable[[dict[str, Any]], None]) -> None:
     path.write_text(yaml.safe_dump(data, sort_keys=False))
 
 
+def never_healthy(settings: Settings, tmp_path: Path, timeout: int) -> Path:
+    """A copy of custom-html whose healthcheck asks for a missing page: it never gets healthy,
+    and nginx logs each probe. Gives up after `timeout` seconds."""
+    folder = copy_of_recipe(settings, tmp_path)
+    edit_yaml(
+        folder / "compose.yml",
+        lambda c: c["services"]["app"]["healthcheck"].update(
+            test=["CMD", "http-health", "8080", "/nope"]
+        ),
+    )
+    edit_yaml(folder / "recipe.yml", lambda m: m["main"].update(timeout=timeout))
+    return folder
+
+
 def get_app(port: int, host: str, path: str = "/") -> requests.Response:
     return requests.get(f"http://127.0.0.1:{port}{path}", headers={"Host": host}, timeout=10)
 

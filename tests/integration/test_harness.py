@@ -28,7 +28,7 @@ from commonshelf.harness import (
 from commonshelf.recipe import load_recipe
 from commonshelf.settings import Settings
 
-from .conftest import copy_of_recipe, edit_yaml
+from .conftest import copy_of_recipe, edit_yaml, never_healthy
 
 
 def test_recipe_tests_pass_and_are_counted(
@@ -48,14 +48,7 @@ def test_recipe_tests_pass_and_are_counted(
 def test_unhealthy_stack_fails_with_the_container_logs(
     settings: Settings, recipe_image: str, tmp_path: Path, docker_client: docker.DockerClient
 ) -> None:
-    folder = copy_of_recipe(settings, tmp_path)
-    edit_yaml(
-        folder / "compose.yml",
-        lambda c: c["services"]["app"]["healthcheck"].update(
-            test=["CMD", "http-health", "8080", "/nope"]
-        ),
-    )
-    edit_yaml(folder / "recipe.yml", lambda m: m["main"].update(timeout=20))
+    folder = never_healthy(settings, tmp_path, timeout=20)
     with pytest.raises(AssertionError, match=r"not healthy within 20s: app \(unhealthy\)") as err:
         start_stack(load_recipe(folder), {"app": recipe_image}, docker_client)
     assert '"GET /nope HTTP/1.0" 404' in str(err.value)  # nginx's access log line

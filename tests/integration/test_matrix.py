@@ -15,7 +15,7 @@ from commonshelf.matrix import CHECKS, MAX_LEVEL, Released, run_matrix
 from commonshelf.recipe import Recipe, load_recipe
 from commonshelf.settings import Settings
 
-from .conftest import copy_of_recipe, edit_yaml
+from .conftest import copy_of_recipe, edit_yaml, never_healthy
 
 # The fixture that leaves a container behind: a service that, like apps which manage
 # their own helper containers, starts one through the engine's socket and never
@@ -64,14 +64,7 @@ def test_a_healthcheck_that_never_passes_fails_install_and_shows_logs(
     docker_client: docker.DockerClient,
     tmp_path: Path,
 ) -> None:
-    folder = copy_of_recipe(settings, tmp_path)
-    edit_yaml(
-        folder / "compose.yml",
-        lambda c: c["services"]["app"]["healthcheck"].update(
-            test=["CMD", "http-health", "8080", "/nope"]
-        ),
-    )
-    edit_yaml(folder / "recipe.yml", lambda m: m["main"].update(timeout=15))
+    folder = never_healthy(settings, tmp_path, timeout=15)
     result = run_matrix(load_recipe(folder), {"app": recipe_image}, docker_client)
     install = result.checks[0]
     assert install.status == "failed" and "GET /nope" in install.detail  # nginx's log line
