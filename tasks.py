@@ -11,9 +11,9 @@ from typing import Any
 from invoke import Context, task
 from invoke.exceptions import Exit
 
-from commonshelf import console
-from commonshelf.errors import CommonshelfError
-from commonshelf.settings import Settings
+from commonshelf.platform import console
+from commonshelf.platform.errors import CommonshelfError
+from commonshelf.platform.settings import Settings
 
 
 def _friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -31,7 +31,7 @@ def _friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _shelf() -> Any:
-    from commonshelf.pipeline import Shelf
+    from commonshelf.ci.pipeline import Shelf
 
     return Shelf(Settings.load(), say=console.say)
 
@@ -55,7 +55,7 @@ def lint(
     """
     from pathlib import Path
 
-    from commonshelf.lint import lint_shelf
+    from commonshelf.recipes.lint import lint_shelf
 
     root = Path(shelf) if shelf else Settings.load().root
     names = [name for name in app.split(",") if name]
@@ -80,7 +80,7 @@ def lint(
 @_friendly
 def new(c: Context, app: str, title: str = "") -> None:
     """Scaffold recipes/APP from shared/template (passes lint, build and test as it is)."""
-    from commonshelf.scaffold import new_recipe
+    from commonshelf.recipes.scaffold import new_recipe
 
     folder = new_recipe(Settings.load().root, app, title or None)
     console.out.print(
@@ -98,7 +98,7 @@ def new(c: Context, app: str, title: str = "") -> None:
 @_friendly
 def bump(c: Context, app: str, part: str = "patch", upstream: str = "") -> None:
     """Bump a recipe's version and open a CHANGELOG entry for it."""
-    from commonshelf.scaffold import bump_recipe
+    from commonshelf.recipes.scaffold import bump_recipe
 
     old, new_version = bump_recipe(Settings.load().recipes_dir / app, part, upstream or None)
     console.out.print(
@@ -166,7 +166,7 @@ def scan(c: Context, app: str, force: bool = True) -> None:
 @_friendly
 def vet(c: Context, app: list[str] | None = None, jobs: int = 0) -> None:
     """Build, test and scan recipes; content that already passed is skipped (CI's gate)."""
-    from commonshelf.pipeline import vet as run_vet
+    from commonshelf.ci.pipeline import vet as run_vet
 
     shelf = _shelf()
     ok = run_vet(shelf, shelf.recipes(app or None), jobs=jobs)
@@ -227,7 +227,7 @@ def serve(c: Context, port: int = 0) -> None:
 @_friendly
 def pipeline(c: Context, app: list[str] | None = None, no_install: bool = False) -> None:
     """Build, test, scan and release every recipe, then install them on a local installation."""
-    from commonshelf.pipeline import DemoInstallation, run_pipeline
+    from commonshelf.ci.pipeline import DemoInstallation, run_pipeline
 
     report = run_pipeline(
         Settings.load(),

@@ -8,8 +8,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from commonshelf.lint import lint_shelf
-from commonshelf.scaffold import new_recipe
+from commonshelf.recipes.lint import lint_shelf
+from commonshelf.recipes.scaffold import new_recipe
 
 REPO = Path(__file__).resolve().parents[1]
 COUNT = 50

@@ -18,11 +18,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from commonshelf import images, vcs
-from commonshelf.matrix import run_matrix
-from commonshelf.pipeline import Shelf, vet
-from commonshelf.scaffold import new_recipe
-from commonshelf.settings import Settings
+from commonshelf.ci import images
+from commonshelf.ci.matrix import run_matrix
+from commonshelf.ci.pipeline import Shelf, vet
+from commonshelf.platform import vcs
+from commonshelf.platform.settings import Settings
+from commonshelf.recipes.scaffold import new_recipe
 
 REPO = Path(__file__).resolve().parents[1]
 

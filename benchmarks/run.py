@@ -5,9 +5,9 @@ from __future__ import annotations
 import statistics
 import time
 
-from commonshelf.pipeline import run_pipeline
-from commonshelf.recipe import discover, load_recipe
-from commonshelf.settings import Settings
+from commonshelf.ci.pipeline import run_pipeline
+from commonshelf.platform.settings import Settings
+from commonshelf.recipes.model import discover, load_recipe
 
 
 def _timed(fn: object, repeat: int) -> list[float]:

@@ -13,9 +13,10 @@ import pytest
 
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 
-from commonshelf import environment, images
-from commonshelf.recipe import load_recipe
-from commonshelf.settings import Settings
+from commonshelf.ci import images
+from commonshelf.platform import environment
+from commonshelf.platform.settings import Settings
+from commonshelf.recipes.model import load_recipe
 
 REPO = Path(__file__).resolve().parent.parent
 

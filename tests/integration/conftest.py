@@ -16,9 +16,9 @@ import pytest
 import requests
 import yaml
 
-from commonshelf import swarm
-from commonshelf.pipeline import DemoInstallation
-from commonshelf.settings import Settings
+from commonshelf.ci.pipeline import DemoInstallation
+from commonshelf.installation import swarm
+from commonshelf.platform.settings import Settings
 
 from ..conftest import free_port
 

@@ -12,14 +12,14 @@ from pathlib import Path
 import docker
 import pytest
 
-from commonshelf import swarm
-from commonshelf.agent import Agent
-from commonshelf.catalog import Catalog
-from commonshelf.errors import DeployError
-from commonshelf.matrix import MAX_LEVEL
-from commonshelf.pipeline import DemoInstallation, Shelf, run_pipeline
-from commonshelf.scaffold import bump_recipe
-from commonshelf.settings import Settings
+from commonshelf.catalogue.catalog import Catalog
+from commonshelf.ci.matrix import MAX_LEVEL
+from commonshelf.ci.pipeline import DemoInstallation, Shelf, run_pipeline
+from commonshelf.installation import swarm
+from commonshelf.installation.agent import Agent
+from commonshelf.platform.errors import DeployError
+from commonshelf.platform.settings import Settings
+from commonshelf.recipes.scaffold import bump_recipe
 
 from .conftest import APP, get_app, wait_for_page
 

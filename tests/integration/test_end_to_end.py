@@ -17,15 +17,15 @@ import pytest
 import requests
 from tuf.ngclient import Updater
 
-from commonshelf import swarm
-from commonshelf.agent import Agent
-from commonshelf.catalog import Catalog
-from commonshelf.errors import TrustError
-from commonshelf.matrix import MAX_LEVEL
-from commonshelf.pipeline import DemoInstallation, Shelf, run_pipeline
-from commonshelf.recipe import load_recipe
-from commonshelf.settings import Settings
-from commonshelf.trivydb import Advisory, write_trivy_db
+from commonshelf.catalogue.catalog import Catalog
+from commonshelf.ci.matrix import MAX_LEVEL
+from commonshelf.ci.pipeline import DemoInstallation, Shelf, run_pipeline
+from commonshelf.ci.trivydb import Advisory, write_trivy_db
+from commonshelf.installation import swarm
+from commonshelf.installation.agent import Agent
+from commonshelf.platform.errors import TrustError
+from commonshelf.platform.settings import Settings
+from commonshelf.recipes.model import load_recipe
 
 from ..conftest import REPO
 from .conftest import APP, get_app, wait_for_page

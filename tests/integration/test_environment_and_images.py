@@ -8,10 +8,11 @@ from pathlib import Path
 import docker
 import pytest
 
-from commonshelf import environment, images
-from commonshelf.errors import BuildError, EnvironmentNotReady, ReleaseError
-from commonshelf.recipe import load_recipe
-from commonshelf.settings import Settings
+from commonshelf.ci import images
+from commonshelf.platform import environment
+from commonshelf.platform.errors import BuildError, EnvironmentNotReady, ReleaseError
+from commonshelf.platform.settings import Settings
+from commonshelf.recipes.model import load_recipe
 
 from ..conftest import free_port
 

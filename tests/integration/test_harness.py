@@ -15,18 +15,12 @@ from typing import Any
 import docker
 import pytest
 
-from commonshelf.harness import (
-    ENV_IMAGES,
-    ENV_RECIPE,
-    LABEL_HOST,
-    LABEL_PID,
-    LABEL_RUN,
-    remove_leftovers,
-    run_recipe_tests,
-    start_stack,
-)
-from commonshelf.recipe import load_recipe
-from commonshelf.settings import Settings
+from commonshelf.ci.containers import start_stack
+from commonshelf.ci.plugin import ENV_IMAGES, ENV_RECIPE
+from commonshelf.ci.reaper import LABEL_HOST, LABEL_PID, LABEL_RUN, remove_leftovers
+from commonshelf.ci.runner import run_recipe_tests
+from commonshelf.platform.settings import Settings
+from commonshelf.recipes.model import load_recipe
 
 from .conftest import copy_of_recipe, edit_yaml, never_healthy
 

@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 import semver
 
-from commonshelf.catalog import Catalog
-from commonshelf.errors import ReleaseError
-from commonshelf.evidence import EvidenceStore
-from commonshelf.history import needs_rebuild, released_versions
-from commonshelf.matrix import MAX_LEVEL
-from commonshelf.pipeline import Shelf, run_pipeline, vet
-from commonshelf.settings import Settings
+from commonshelf.catalogue.catalog import Catalog
+from commonshelf.ci.evidence import EvidenceStore
+from commonshelf.ci.history import needs_rebuild, released_versions
+from commonshelf.ci.matrix import MAX_LEVEL
+from commonshelf.ci.pipeline import Shelf, run_pipeline, vet
+from commonshelf.platform.errors import ReleaseError
+from commonshelf.platform.settings import Settings
 
 from ..conftest import REPO, shelf_at
 

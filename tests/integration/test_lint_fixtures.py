@@ -12,8 +12,8 @@ import jsonschema
 import pytest
 import yaml
 
-from commonshelf.lint import RULES, lint_shelf
-from commonshelf.recipe import discover
+from commonshelf.recipes.lint import RULES, lint_shelf
+from commonshelf.recipes.model import discover
 
 REPO = Path(__file__).resolve().parents[2]
 BROKEN = sorted((REPO / "tests" / "fixtures" / "broken").iterdir())

@@ -9,11 +9,11 @@ import docker
 import pytest
 import yaml
 
-from commonshelf import images
-from commonshelf.harness import LABEL_RUN
-from commonshelf.matrix import CHECKS, MAX_LEVEL, Released, run_matrix
-from commonshelf.recipe import Recipe, load_recipe
-from commonshelf.settings import Settings
+from commonshelf.ci import images
+from commonshelf.ci.matrix import CHECKS, MAX_LEVEL, Released, run_matrix
+from commonshelf.ci.reaper import LABEL_RUN
+from commonshelf.platform.settings import Settings
+from commonshelf.recipes.model import Recipe, load_recipe
 
 from .conftest import copy_of_recipe, edit_yaml, never_healthy
 

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from commonshelf.settings import Settings
+from commonshelf.platform.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from commonshelf import scan
-from commonshelf.trivydb import Advisory, write_trivy_db
+from commonshelf.ci import scan
+from commonshelf.ci.trivydb import Advisory, write_trivy_db
 
 
 def test_empty_offline_db_passes_and_says_so(recipe_image: str, tmp_path: Path) -> None:

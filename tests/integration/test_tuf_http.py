@@ -14,9 +14,9 @@ from tuf.api.metadata import Metadata, Timestamp
 from tuf.api.serialization.json import JSONSerializer
 from tuf.ngclient import Updater
 
-from commonshelf.errors import TrustError
-from commonshelf.signing import Publisher, SigningKeys, load_or_create_keys
-from commonshelf.subscription import Subscription
+from commonshelf.catalogue.signing import Publisher, SigningKeys, load_or_create_keys
+from commonshelf.installation.subscription import Subscription
+from commonshelf.platform.errors import TrustError
 
 from ..conftest import free_port
 

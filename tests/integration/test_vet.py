@@ -7,11 +7,11 @@ import dataclasses
 
 import docker
 
-from commonshelf.catalog import Catalog
-from commonshelf.harness import LABEL_RUN, RUN_ID
-from commonshelf.pipeline import Shelf, vet
-from commonshelf.scaffold import new_recipe
-from commonshelf.settings import Settings
+from commonshelf.catalogue.catalog import Catalog
+from commonshelf.ci.pipeline import Shelf, vet
+from commonshelf.ci.reaper import LABEL_RUN, RUN_ID
+from commonshelf.platform.settings import Settings
+from commonshelf.recipes.scaffold import new_recipe
 
 
 def test_recipes_are_vetted_side_by_side_and_release_needs_the_minimum_level(

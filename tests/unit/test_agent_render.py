@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from commonshelf.agent import AgentConfig, render_app, render_proxy
-from commonshelf.errors import DeployError
+from commonshelf.installation.agent import AgentConfig, render_app, render_proxy
+from commonshelf.platform.errors import DeployError
 
 PINNED = "127.0.0.1:5000/commonshelf/web-app@sha256:" + "a" * 64
 CONFIG = AgentConfig(repository="http://127.0.0.1:8700", http_port=8081, namespace="t-")
@@ -60,7 +60,7 @@ def test_urls_and_names_follow_the_namespace() -> None:
 def test_commands_before_init_say_how_to_start(
     tmp_path: Path, command: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from commonshelf.cli import main
+    from commonshelf.installation.cli import main
 
     argv = ["--home", str(tmp_path), command] + (["web"] if command == "install" else [])
     assert main(argv) == 2
@@ -73,7 +73,7 @@ def test_commands_before_init_say_how_to_start(
 def test_init_with_an_unreadable_root_writes_nothing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from commonshelf.cli import main
+    from commonshelf.installation.cli import main
 
     home = tmp_path / "home"
     argv = [

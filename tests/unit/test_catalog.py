@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from commonshelf.catalog import Catalog, CatalogError
+from commonshelf.catalogue.catalog import Catalog, CatalogError
 
 
 def _catalog() -> Catalog:

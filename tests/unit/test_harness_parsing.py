@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from commonshelf.errors import CommonshelfError
-from commonshelf.harness import _environment, duration_ns, engine_healthcheck
-from commonshelf.recipe import named_volumes
+from commonshelf.platform.errors import CommonshelfError
+from commonshelf.recipes.compose import (
+    duration_ns,
+    engine_healthcheck,
+    named_volumes,
+    service_environment,
+)
 
 
 @pytest.mark.parametrize(
@@ -60,12 +64,12 @@ def test_named_volumes_short_and_long_syntax_skip_binds() -> None:
 
 
 def test_environment_list_and_mapping() -> None:
-    assert _environment(["A=1", "B"]) == {"A": "1", "B": ""}
-    assert _environment({"A": 1, "B": None}) == {"A": "1", "B": ""}
+    assert service_environment(["A=1", "B"]) == {"A": "1", "B": ""}
+    assert service_environment({"A": 1, "B": None}) == {"A": "1", "B": ""}
 
 
 def test_bind_mounts_are_absolute_host_paths_only() -> None:
-    from commonshelf.harness import bind_mounts
+    from commonshelf.recipes.compose import bind_mounts
 
     spec = [
         "data:/srv/data",
@@ -93,6 +97,6 @@ def test_bind_mounts_are_absolute_host_paths_only() -> None:
 def test_services_join_their_compose_networks(
     service: dict[str, object], expected: list[str]
 ) -> None:
-    from commonshelf.harness import networks
+    from commonshelf.recipes.compose import networks
 
     assert networks(service) == expected

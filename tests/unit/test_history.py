@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from commonshelf.catalog import Catalog
-from commonshelf.errors import ReleaseError
-from commonshelf.history import ReleasedVersion, checkout, released_versions
-from commonshelf.recipe import content_hash
+from commonshelf.catalogue.catalog import Catalog
+from commonshelf.ci.history import ReleasedVersion, checkout, released_versions
+from commonshelf.platform.errors import ReleaseError
+from commonshelf.recipes.model import content_hash
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from commonshelf.errors import CommonshelfError
-from commonshelf.matrix import CHECKS, LINT, MAX_LEVEL, CheckResult, MatrixResult
-from commonshelf.settings import Settings
+from commonshelf.ci.matrix import CHECKS, LINT, MAX_LEVEL, CheckResult, MatrixResult
+from commonshelf.platform.errors import CommonshelfError
+from commonshelf.platform.settings import Settings
 
 
 def _result(statuses: list[str], lint: str | None = "passed") -> MatrixResult:

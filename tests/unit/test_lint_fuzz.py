@@ -12,9 +12,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from commonshelf.errors import RecipeError
-from commonshelf.lint import lint_shelf
-from commonshelf.recipe import load_recipe
+from commonshelf.platform.errors import RecipeError
+from commonshelf.recipes.lint import lint_shelf
+from commonshelf.recipes.model import load_recipe
 
 REPO = Path(__file__).resolve().parents[2]
 VALID = REPO / "recipes" / "custom-html"

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from commonshelf.errors import RecipeError
-from commonshelf.recipe import content_hash, discover, load_recipe
+from commonshelf.platform.errors import RecipeError
+from commonshelf.recipes.model import content_hash, discover, load_recipe
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from commonshelf.errors import RecipeError
-from commonshelf.lint import lint_shelf
-from commonshelf.recipe import changelog_entry, load_recipe
-from commonshelf.scaffold import bump_recipe, bumped, new_recipe
+from commonshelf.platform.errors import RecipeError
+from commonshelf.recipes.lint import lint_shelf
+from commonshelf.recipes.model import changelog_entry, load_recipe
+from commonshelf.recipes.scaffold import bump_recipe, bumped, new_recipe
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -76,7 +76,7 @@ def test_bump_rewrites_the_version_and_opens_a_changelog_entry(shelf: Path) -> N
 
 
 def test_the_packaging_guide_explains_every_rule() -> None:
-    from commonshelf.lint import RULES
+    from commonshelf.recipes.lint import RULES
 
     guide = (REPO / "docs" / "packaging.md").read_text()
     for rule in RULES.values():

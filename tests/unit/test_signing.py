@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from tuf.api.metadata import Metadata, Root, Snapshot, Targets, Timestamp
 
-from commonshelf import signing
-from commonshelf.errors import ReleaseError, TrustError
-from commonshelf.signing import Expiry, Publisher, load_or_create_keys
+from commonshelf.catalogue import signing
+from commonshelf.catalogue.signing import Expiry, Publisher, load_or_create_keys
+from commonshelf.platform.errors import ReleaseError, TrustError
 
 COMPOSE = "apps/web/1.0.0+1.2/compose.yml"
 

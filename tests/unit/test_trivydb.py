@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from commonshelf.trivydb import PAGE_SIZE, Advisory, _fnv1a64, write_trivy_db
+from commonshelf.ci.trivydb import PAGE_SIZE, Advisory, _fnv1a64, write_trivy_db
 
 
 def _read_bucket(data: bytes, page_id: int) -> dict[bytes, object]:

@@ -19,9 +19,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ScanError
-from .fsutil import write_bytes_atomic
-from .trivydb import WRITER_MARK, write_trivy_db
+from commonshelf.ci.trivydb import WRITER_MARK, write_trivy_db
+from commonshelf.platform.errors import ScanError
+from commonshelf.platform.fsutil import write_bytes_atomic
 
 SEVERITIES = ("UNKNOWN", "LOW", "MEDIUM", "HIGH", "CRITICAL")
 OFFLINE = [

@@ -97,8 +97,8 @@ class Settings:
 
 def _level(text: str) -> int:
     """COMMONSHELF_MIN_LEVEL: a level from 0 to the top one (the default)."""
-    from .errors import CommonshelfError
-    from .matrix import MAX_LEVEL
+    from commonshelf.ci.matrix import MAX_LEVEL
+    from commonshelf.platform.errors import CommonshelfError
 
     if not text.strip():
         return MAX_LEVEL

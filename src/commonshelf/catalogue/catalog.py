@@ -15,7 +15,7 @@ from typing import Any
 
 import semver
 
-from .errors import CommonshelfError
+from commonshelf.platform.errors import CommonshelfError
 
 SCHEMA = 1
 

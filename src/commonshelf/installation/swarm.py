@@ -17,7 +17,7 @@ from typing import Any
 import docker
 import docker.errors
 
-from .errors import DeployError
+from commonshelf.platform.errors import DeployError
 
 STACK_LABEL = "com.docker.stack.namespace"
 IN_PROGRESS = frozenset({"updating", "rollback_started", "paused", "rollback_paused"})

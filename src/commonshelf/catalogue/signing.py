@@ -31,8 +31,8 @@ from tuf.api.metadata import (
 )
 from tuf.api.serialization.json import JSONSerializer
 
-from .errors import ReleaseError, TrustError
-from .fsutil import write_bytes_atomic
+from commonshelf.platform.errors import ReleaseError, TrustError
+from commonshelf.platform.fsutil import write_bytes_atomic
 
 ROLES = (Root.type, Targets.type, Snapshot.type, Timestamp.type)
 SERIALIZER = JSONSerializer(compact=False)

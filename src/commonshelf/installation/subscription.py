@@ -22,8 +22,8 @@ from tuf.api.metadata import Metadata, Root
 from tuf.api.serialization import DeserializationError
 from tuf.ngclient import Updater
 
-from .errors import TrustError
-from .fsutil import write_bytes_atomic, write_json_atomic
+from commonshelf.platform.errors import TrustError
+from commonshelf.platform.fsutil import write_bytes_atomic, write_json_atomic
 
 PINNED = "pinned-root.json"
 

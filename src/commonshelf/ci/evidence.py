@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .fsutil import write_json_atomic
+from commonshelf.platform.fsutil import write_json_atomic
 
 GATES = ("build", "test", "scan")
 
@@ -65,7 +65,7 @@ def tool_versions(client: Any) -> dict[str, str]:
     import platform
     from importlib import metadata
 
-    from .scan import trivy_version
+    from commonshelf.ci.scan import trivy_version
 
     versions = {"python": platform.python_version()}
     for package in ("commonshelf", "pytest", "testcontainers", "docker", "tuf"):

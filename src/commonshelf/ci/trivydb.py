@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Union
 
-from .fsutil import write_bytes_atomic
+from commonshelf.platform.fsutil import write_bytes_atomic
 
 PAGE_SIZE = 4096
 MAGIC = 0xED0CDAED

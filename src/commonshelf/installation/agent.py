@@ -21,13 +21,13 @@ import docker
 import docker.errors
 import yaml
 
-from . import swarm
-from .catalog import Catalog
-from .errors import CommonshelfError, DeployError
-from .evidence import now_iso
-from .fsutil import write_json_atomic, write_text_atomic
-from .subscription import Subscription
-from .volumes import archive_volume
+from commonshelf.catalogue.catalog import Catalog
+from commonshelf.ci.evidence import now_iso
+from commonshelf.installation import swarm
+from commonshelf.installation.subscription import Subscription
+from commonshelf.installation.volumes import archive_volume
+from commonshelf.platform.errors import CommonshelfError, DeployError
+from commonshelf.platform.fsutil import write_json_atomic, write_text_atomic
 
 DEFAULT_HOME = Path("/var/lib/commonshelf/agent")
 CATALOG_TARGET = "catalog.json"
@@ -153,8 +153,8 @@ class Agent:
     @property
     def client(self) -> docker.DockerClient:
         if self._client is None:
-            from .environment import ensure
-            from .settings import Settings
+            from commonshelf.platform.environment import ensure
+            from commonshelf.platform.settings import Settings
 
             self._client = ensure(
                 Settings.load(), registry=False, swarm=True, commands=("docker", "dockerd")

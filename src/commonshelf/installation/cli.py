@@ -10,9 +10,9 @@ from pathlib import Path
 
 from rich.table import Table
 
-from . import console
-from .agent import DEFAULT_HOME, Agent
-from .errors import CommonshelfError
+from commonshelf.installation.agent import DEFAULT_HOME, Agent
+from commonshelf.platform import console
+from commonshelf.platform.errors import CommonshelfError
 
 
 def _parser() -> argparse.ArgumentParser:

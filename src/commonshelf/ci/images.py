@@ -18,9 +18,9 @@ import docker
 import docker.errors
 import yaml
 
-from .errors import BuildError, ReleaseError
-from .recipe import Recipe, content_hash
-from .settings import Settings
+from commonshelf.platform.errors import BuildError, ReleaseError
+from commonshelf.platform.settings import Settings
+from commonshelf.recipes.model import Recipe, content_hash
 
 Say = Callable[[str], None]
 BASE_REPOSITORY = "commonshelf/base"

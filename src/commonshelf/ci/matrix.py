@@ -27,10 +27,11 @@ from typing import Any
 
 import docker
 
-from .errors import CommonshelfError
-from .harness import LABEL_RUN, LABEL_SCOPE, RunningStack, new_scope, run_labels, start_stack
-from .recipe import Recipe, load_recipe, schema_file_for
-from .volumes import archive_volume, restore_volume
+from commonshelf.ci.containers import RunningStack, start_stack
+from commonshelf.ci.reaper import LABEL_RUN, LABEL_SCOPE, new_scope, run_labels
+from commonshelf.installation.volumes import archive_volume, restore_volume
+from commonshelf.platform.errors import CommonshelfError
+from commonshelf.recipes.model import Recipe, load_recipe, schema_file_for
 
 CHECKS = ("install", "smoke", "persistence", "upgrade", "backup_restore", "removal")
 LINT = "lint"
@@ -114,7 +115,7 @@ def load_hooks(recipe: Recipe) -> ModuleType | None:
 
 def lint_check(recipe: Recipe) -> CheckResult:
     """The recipe linter's verdict as a check: passed when it finds no errors."""
-    from .lint import lint_shelf
+    from commonshelf.recipes.lint import lint_shelf
 
     started = time.monotonic()
     findings = lint_shelf(recipe.path.parent.parent, [recipe.path.name])

@@ -22,15 +22,10 @@ from typing import Any
 import semver
 import yaml
 
-from .catalog import Catalog, CatalogError
-from .recipe import (
-    changelog_entry,
-    content_hash,
-    load_with_lines,
-    named_volumes,
-    schema_file_for,
-    validator_for,
-)
+from commonshelf.catalogue.catalog import Catalog, CatalogError
+from commonshelf.platform.loaders import load_with_lines
+from commonshelf.recipes.compose import named_volumes
+from commonshelf.recipes.model import changelog_entry, content_hash, schema_file_for, validator_for
 
 
 @dataclass(frozen=True)
@@ -723,8 +718,8 @@ def _stack_config(folder: Path) -> str | None:
 
 def _committed_secrets(recipes_dir: Path, names: set[str]) -> dict[str, list[tuple[str, str]]]:
     """trivy's secret scanner over the whole shelf at once: recipe -> [(file:line, title)]."""
-    from . import scan
-    from .settings import Settings
+    from commonshelf.ci import scan
+    from commonshelf.platform.settings import Settings
 
     found: dict[str, list[tuple[str, str]]] = {}
     for item in scan.scan_secrets(recipes_dir, cache_dir=Settings.load().trivy_cache):

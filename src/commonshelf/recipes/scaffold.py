@@ -15,9 +15,9 @@ from pathlib import Path
 
 import semver
 
-from .errors import RecipeError
-from .fsutil import write_text_atomic
-from .recipe import load_recipe
+from commonshelf.platform.errors import RecipeError
+from commonshelf.platform.fsutil import write_text_atomic
+from commonshelf.recipes.model import load_recipe
 
 NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 PARTS = ("major", "minor", "patch")

@@ -19,16 +19,17 @@ from typing import Any
 import docker
 import semver
 
-from . import environment, history, images, scan, vcs
-from .agent import Agent
-from .catalog import Catalog
-from .errors import CommonshelfError, RecipeError
-from .evidence import Evidence, EvidenceStore, tool_versions
-from .harness import run_recipe_tests
-from .matrix import MAX_LEVEL, Released, run_matrix
-from .recipe import Recipe, discover, load_recipe
-from .release import ReleaseOutcome, release
-from .settings import Settings
+from commonshelf.catalogue.catalog import Catalog
+from commonshelf.catalogue.release import ReleaseOutcome, release
+from commonshelf.ci import history, images, scan
+from commonshelf.ci.evidence import Evidence, EvidenceStore, tool_versions
+from commonshelf.ci.matrix import MAX_LEVEL, Released, run_matrix
+from commonshelf.ci.runner import run_recipe_tests
+from commonshelf.installation.agent import Agent
+from commonshelf.platform import environment, vcs
+from commonshelf.platform.errors import CommonshelfError, RecipeError
+from commonshelf.platform.settings import Settings
+from commonshelf.recipes.model import Recipe, discover, load_recipe
 
 Say = Callable[[str], None]
 GATE_SEVERITY = "CRITICAL"

@@ -25,14 +25,14 @@ from typing import TYPE_CHECKING
 
 import semver
 
-from .catalog import Catalog
-from .errors import ReleaseError
-from .fsutil import write_bytes_atomic
-from .recipe import Recipe, content_hash, load_recipe
-from .settings import Settings
+from commonshelf.catalogue.catalog import Catalog
+from commonshelf.platform.errors import ReleaseError
+from commonshelf.platform.fsutil import write_bytes_atomic
+from commonshelf.platform.settings import Settings
+from commonshelf.recipes.model import Recipe, content_hash, load_recipe
 
 if TYPE_CHECKING:
-    from .pipeline import Shelf
+    from commonshelf.ci.pipeline import Shelf
 
 Say = Callable[[str], None]
 

@@ -18,14 +18,16 @@ import docker
 import semver
 import yaml
 
-from . import images, signing, vcs
-from .catalog import Catalog
-from .errors import ReleaseError
-from .evidence import Evidence, EvidenceStore, now_iso
-from .fsutil import write_bytes_atomic, write_text_atomic
-from .history import ReleasedVersion
-from .recipe import Recipe, changelog_entry
-from .settings import Settings
+from commonshelf.catalogue import signing
+from commonshelf.catalogue.catalog import Catalog
+from commonshelf.ci import images
+from commonshelf.ci.evidence import Evidence, EvidenceStore, now_iso
+from commonshelf.ci.history import ReleasedVersion
+from commonshelf.platform import vcs
+from commonshelf.platform.errors import ReleaseError
+from commonshelf.platform.fsutil import write_bytes_atomic, write_text_atomic
+from commonshelf.platform.settings import Settings
+from commonshelf.recipes.model import Recipe, changelog_entry
 
 RELEASES_HEADER = (
     "# Releases\n\nEach entry is one publication of the signed catalogue, newest first.\n"

@@ -22,9 +22,9 @@ from pathlib import Path
 import docker
 import docker.errors
 
-from .errors import EnvironmentNotReady
-from .fsutil import write_text_atomic
-from .settings import Settings
+from commonshelf.platform.errors import EnvironmentNotReady
+from commonshelf.platform.fsutil import write_text_atomic
+from commonshelf.platform.settings import Settings
 
 # command -> Debian package that provides it
 REQUIRED_COMMANDS: dict[str, str] = {

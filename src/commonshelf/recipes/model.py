@@ -1,0 +1,222 @@
+"""A recipe: one versioned folder per app, loaded and validated before anything builds it.
+
+`recipe.yml` is the machine-readable manifest (schema in
+`shared/schemas/recipe.schema.json`), `compose.yml` the Swarm stack. The
+content hash of the folder keys builds, evidence and releases, so an unchanged
+recipe is never rebuilt, retested or re-released.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import semver
+
+from commonshelf.platform.errors import RecipeError
+from commonshelf.platform.loaders import read_yaml
+from commonshelf.recipes.compose import load_compose
+
+SCHEMA_PATH = Path("schemas") / "recipe.schema.json"
+IGNORED_PARTS = frozenset({"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"})
+
+
+@dataclass(frozen=True)
+class Main:
+    service: str
+    port: int
+    health: str
+    timeout: int = 120
+
+
+@dataclass(frozen=True)
+class DataVolume:
+    volume: str
+    service: str
+    path: str
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A validated recipe folder."""
+
+    path: Path
+    name: str
+    title: str
+    description: str
+    category: str
+    version: str
+    main: Main
+    builds: dict[str, str]  # service -> build context folder, relative to the recipe
+    data: tuple[DataVolume, ...]
+    manifest: dict[str, Any] = field(repr=False)
+
+    @property
+    def recipe_version(self) -> semver.Version:
+        return semver.Version.parse(self.version)
+
+    @property
+    def upstream_version(self) -> str:
+        return self.version.split("+", 1)[1]
+
+    @property
+    def image_tag(self) -> str:
+        """The version as a Docker tag ('+' is not allowed in tags)."""
+        return self.version.replace("+", "_")
+
+    @property
+    def compose_path(self) -> Path:
+        return self.path / "compose.yml"
+
+    @property
+    def tests_dir(self) -> Path:
+        return self.path / "tests"
+
+    def compose(self) -> dict[str, Any]:
+        return load_compose(self.compose_path)
+
+    def content_hash(self) -> str:
+        return content_hash(self.path)
+
+
+@cache
+def _schema(schema_file: Path) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(schema_file.read_text(encoding="utf-8"))
+    return loaded
+
+
+def schema_file_for(recipe_dir: Path) -> Path:
+    """The schema of the shelf holding `recipe_dir` (nearest `shared/schemas/` above it),
+    else the one in the checkout this package runs from."""
+    for parent in recipe_dir.resolve().parents:
+        candidate = parent / "shared" / SCHEMA_PATH
+        if candidate.is_file():
+            return candidate
+    return Path(__file__).resolve().parents[3] / "shared" / SCHEMA_PATH
+
+
+@cache
+def validator_for(schema_file: Path) -> jsonschema.Draft202012Validator:
+    """The compiled validator of a schema file (read once per process)."""
+    return jsonschema.Draft202012Validator(_schema(schema_file))
+
+
+def validate_manifest(manifest: Any, path: Path, schema_file: Path) -> None:
+    errors = sorted(
+        validator_for(schema_file).iter_errors(manifest), key=lambda e: list(e.absolute_path)
+    )
+    if errors:
+        first = errors[0]
+        where = ".".join(str(p) for p in first.absolute_path) or "(top level)"
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        described = first.schema.get("description") if isinstance(first.schema, dict) else None
+        if first.validator == "pattern" and described:
+            message = f"{first.instance!r} is not valid: {described.rstrip('.')}"
+        else:
+            message = first.message
+        raise RecipeError(
+            f"{path}: field '{where}': {message}{more}.",
+            f"correct it to match {schema_file.name} (see docs/packaging.md).",
+        )
+
+
+def load_recipe(recipe_dir: Path, schema_file: Path | None = None) -> Recipe:
+    """Load and validate `recipe_dir/recipe.yml` against the schema and its compose file."""
+    recipe_dir = recipe_dir.resolve()
+    if not recipe_dir.is_dir():
+        raise RecipeError(
+            f"{recipe_dir} is not a recipe folder.", "check the app name (`invoke --list`)."
+        )
+    manifest_path = recipe_dir / "recipe.yml"
+    manifest = read_yaml(manifest_path)
+    schema_file = schema_file or schema_file_for(recipe_dir)
+    validate_manifest(manifest, manifest_path, schema_file)
+    if manifest["name"] != recipe_dir.name:
+        raise RecipeError(
+            f"{manifest_path}: name '{manifest['name']}' differs from its folder "
+            f"'{recipe_dir.name}'.",
+            "rename the folder or the name so they match.",
+        )
+    compose = load_compose(recipe_dir / "compose.yml")
+    services = compose["services"]
+    main = Main(**manifest["main"])
+    for service in [main.service, *manifest["services"]]:
+        if service not in services:
+            raise RecipeError(
+                f"{manifest_path}: service '{service}' is not in compose.yml.",
+                "name a service that compose.yml defines.",
+            )
+    builds: dict[str, str] = {svc: spec["build"] for svc, spec in manifest["services"].items()}
+    for svc, context in builds.items():
+        if not (recipe_dir / context / "Dockerfile").is_file():
+            raise RecipeError(
+                f"{manifest_path}: service '{svc}' builds from '{context}/', "
+                "which has no Dockerfile.",
+                f"add {context}/Dockerfile or correct services.{svc}.build.",
+            )
+    return Recipe(
+        path=recipe_dir,
+        name=manifest["name"],
+        title=manifest["title"],
+        description=manifest["description"],
+        category=manifest["category"],
+        version=manifest["version"],
+        main=main,
+        builds=builds,
+        data=tuple(
+            DataVolume(volume=d["volume"], service=d["service"], path=d["path"])
+            for d in manifest["data"]
+        ),
+        manifest=manifest,
+    )
+
+
+def changelog_entry(recipe_dir: Path, version: str) -> str | None:
+    """The CHANGELOG.md section for `version` (None when there is none)."""
+    try:
+        text = (recipe_dir / "CHANGELOG.md").read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    match = re.search(
+        rf"^##\s+\[?{re.escape(version)}\]?[^\n]*\n(.*?)(?=^##\s|\Z)",
+        text,
+        flags=re.MULTILINE | re.DOTALL,
+    )
+    return match.group(1).strip() if match else None
+
+
+def discover(recipes_dir: Path) -> list[Path]:
+    """Recipe folders of the shelf, sorted by name."""
+    if not recipes_dir.is_dir():
+        return []
+    return sorted(p for p in recipes_dir.iterdir() if p.is_dir() and (p / "recipe.yml").exists())
+
+
+def _tracked_files(folder: Path) -> list[Path]:
+    files = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = sorted(d for d in dirnames if d not in IGNORED_PARTS)
+        for name in filenames:
+            if not name.endswith(".pyc"):
+                files.append(Path(dirpath) / name)
+    return sorted(files, key=lambda p: p.relative_to(folder).as_posix())
+
+
+def content_hash(folder: Path, *extra: str) -> str:
+    """sha256 over every file's relative path, executable bit and bytes (plus `extra` strings)."""
+    digest = hashlib.sha256()
+    for item in extra:
+        digest.update(item.encode() + b"\0")
+    for path in _tracked_files(folder):
+        rel = path.relative_to(folder).as_posix()
+        executable = b"x" if path.stat().st_mode & 0o111 else b"-"
+        digest.update(rel.encode() + b"\0" + executable + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
