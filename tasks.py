@@ -8,6 +8,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
 from invoke import Context, task
 from invoke.exceptions import Exit
 
@@ -31,9 +32,9 @@ def _friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _shelf() -> Any:
-    from commonshelf.ci.pipeline import Shelf
+    from commonshelf.ci.pipeline import open_shelf
 
-    return Shelf(Settings.load(), say=console.say)
+    return open_shelf(Settings.load(), say=console.say)
 
 
 @task(
@@ -74,6 +75,19 @@ def lint(
         console.out.print(f"lint: {len(errors)} error(s), {len(findings) - len(errors)} warning(s)")
     if errors:
         raise Exit(code=1)
+
+
+@task
+@_friendly
+def docs(c: Context) -> None:
+    """Regenerate the rules table in docs/packaging.md from the linter's rules."""
+    from pathlib import Path
+
+    from commonshelf.recipes.lint import update_rules_doc
+
+    diff = update_rules_doc(Path(__file__).resolve().parent / "docs" / "packaging.md")
+    text = "\n".join(diff) if diff else "docs/packaging.md: rules table up to date"
+    console.out.print(text, soft_wrap=True, markup=False, highlight=False)
 
 
 @task(help={"app": "name of the new recipe (lowercase, dashes)", "title": "display name"})
@@ -135,12 +149,15 @@ def test(c: Context, app: str, force: bool = True, json: bool = False) -> None:
     ]
     if json:
         console.print_json(
-            [{**r.gates.get("test", {}), "recipe": r.recipe, "tools": r.tools} for r in records]
+            [
+                {**msgspec.to_builtins(r.gates.test or {}), "recipe": r.recipe, "tools": r.tools}
+                for r in records
+            ]
         )
     else:
         console.stage_table(shelf.results, "test")
         for record in records:
-            console.matrix_table(record.recipe, record.gates.get("test", {}))
+            console.matrix_table(record.recipe, msgspec.to_builtins(record.gates.test or {}))
     if not all(r.passed for r in results):
         raise Exit(code=1)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from commonshelf.platform.errors import CommonshelfError
@@ -100,3 +102,26 @@ def test_services_join_their_compose_networks(
     from commonshelf.recipes.compose import networks
 
     assert networks(service) == expected
+
+
+@pytest.mark.parametrize("text", ["services: []\n", "version: '3.8'\n", "[]\n"])
+def test_a_compose_file_without_services_is_refused(tmp_path: Path, text: str) -> None:
+    from commonshelf.platform.errors import RecipeError
+    from commonshelf.recipes.compose import load_compose
+
+    path = tmp_path / "compose.yml"
+    path.write_text(text)
+    with pytest.raises(RecipeError, match=r"compose\.yml: no 'services' mapping"):
+        load_compose(path)
+
+
+def test_a_compose_file_is_read_through_the_bounded_loader(tmp_path: Path) -> None:
+    from commonshelf.platform.errors import RecipeError
+    from commonshelf.recipes.compose import load_compose
+
+    path = tmp_path / "compose.yml"
+    path.write_text("services:\n  app: {image: x}\n  app: {image: y}\n")
+    with pytest.raises(RecipeError, match=r"compose\.yml:3: key 'app' appears twice"):
+        load_compose(path)
+    path.write_text("services:\n  app: {image: x}\n")
+    assert load_compose(path) == {"services": {"app": {"image": "x"}}}

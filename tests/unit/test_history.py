@@ -1,4 +1,5 @@
-"""Checking out a released version from git: the content hash must match what was released."""
+"""Rebuilding released versions: which ones the committed catalogue lists (any schema), when a
+machine needs them, and checking one out from git (its content hash must match)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from commonshelf.catalogue.catalog import Catalog
-from commonshelf.ci.history import ReleasedVersion, checkout, released_versions
+from commonshelf.catalogue.catalog import Catalog, ReleasedVersion, released_records
+from commonshelf.catalogue.contract import MainService, Runtime, VersionEntry, Vetting
+from commonshelf.ci.history import checkout, needs_rebuild
+from commonshelf.platform.settings import Settings
 from commonshelf.platform.errors import ReleaseError
 from commonshelf.recipes.model import content_hash
 
 REPO = Path(__file__).resolve().parents[2]
+SCHEMA_1 = Path(__file__).parent / "data" / "catalog-schema1.json"
 
 
 def _git(repo: Path, *args: str) -> str:
@@ -38,11 +42,25 @@ def repo(tmp_path: Path) -> tuple[Path, str, str]:
     return root, _git(root, "rev-parse", "HEAD"), content_hash(root / "recipes" / "custom-html")
 
 
+def _entry(commit: str) -> VersionEntry:
+    return VersionEntry(
+        released="2026-01-01T00:00:00Z",
+        commit=commit,
+        content_hash="h",
+        runtime=Runtime(
+            compose="apps/app/compose.yml",
+            services={},
+            main=MainService(service="app", port=80, health="/"),
+        ),
+        vetting=Vetting(level=7),
+    )
+
+
 def test_versions_come_oldest_first_and_dirty_commits_name_their_base() -> None:
     catalog = Catalog()
     for version, commit in (("1.10.0+1", "c3-dirty"), ("1.2.0+1", "c2"), ("1.0.0+1", "c1")):
-        catalog.add_version("app", {}, version, {"commit": commit, "content_hash": "h"})
-    found = released_versions(catalog)
+        catalog.add_version("app", "App", "", "tools", version, _entry(commit))
+    found = released_records(catalog.to_bytes(), "catalog.json")
     assert [(r.version, r.commit) for r in found] == [
         ("1.0.0+1", "c1"),
         ("1.2.0+1", "c2"),
@@ -50,9 +68,39 @@ def test_versions_come_oldest_first_and_dirty_commits_name_their_base() -> None:
     ]
 
 
+def _settings(root: Path) -> Settings:
+    return Settings(root=root, state_dir=root / "state", registry="r", catalogue_port=1)
+
+
+def test_a_machine_needs_a_rebuild_only_for_releases_it_never_published(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    assert not needs_rebuild(settings)  # no catalog.json
+    settings.catalog_path.write_bytes(Catalog().to_bytes())
+    assert not needs_rebuild(settings)  # nothing released
+    catalog = Catalog()
+    catalog.add_version("app", "App", "", "tools", "1.0.0+1", _entry("c1"))
+    settings.catalog_path.write_bytes(catalog.to_bytes())
+    assert needs_rebuild(settings)
+    (settings.public_dir / "metadata").mkdir(parents=True)
+    (settings.public_dir / "metadata" / "1.root.json").write_text("{}")
+    assert not needs_rebuild(settings)  # this machine published them
+
+
+def test_a_schema_1_catalogue_still_names_what_to_rebuild(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    shutil.copyfile(SCHEMA_1, settings.catalog_path)
+    assert needs_rebuild(settings)
+
+
+def _released(commit: str, digest: str, version: str = "1.0.0+1") -> ReleasedVersion:
+    return ReleasedVersion(
+        app="custom-html", version=version, commit=commit, content_hash=digest, released=""
+    )
+
+
 def test_checkout_gives_the_released_recipe(repo: tuple[Path, str, str], tmp_path: Path) -> None:
     root, commit, digest = repo
-    recipe = checkout(root, ReleasedVersion("custom-html", "1", commit, digest, ""), tmp_path / "o")
+    recipe = checkout(root, _released(commit, digest, "1"), tmp_path / "o")
     assert recipe.name == "custom-html" and recipe.content_hash() == digest
     assert (tmp_path / "o" / "shared" / "schemas" / "recipe.schema.json").is_file()
 
@@ -61,7 +109,7 @@ def test_other_content_at_the_commit_is_refused(
     repo: tuple[Path, str, str], tmp_path: Path
 ) -> None:
     root, commit, _ = repo
-    released = ReleasedVersion("custom-html", "1.0.0+1", commit, "f" * 64, "")
+    released = _released(commit, "f" * 64)
     with pytest.raises(ReleaseError, match=r"catalog\.json says ffffffffffff was released"):
         checkout(root, released, tmp_path / "o")
 
@@ -71,6 +119,6 @@ def test_an_unknown_commit_says_how_to_recover(
     repo: tuple[Path, str, str], tmp_path: Path, commit: str
 ) -> None:
     root, _, digest = repo
-    released = ReleasedVersion("custom-html", "1.0.0+1", commit, digest, "")
+    released = _released(commit, digest)
     with pytest.raises(ReleaseError, match="publishing host"):
         checkout(root, released, tmp_path / "o")

@@ -88,3 +88,61 @@ def test_content_hash_tracks_bytes_names_and_exec_bit(tmp_path: Path) -> None:
     (tmp_path / "a.txt").chmod(0o644)
     (tmp_path / "a.txt").write_text("two")
     assert content_hash(tmp_path) != first
+
+
+def test_the_runtime_contract_comes_from_the_manifest() -> None:
+    from commonshelf.catalogue.contract import DataVolume, MainService, ServiceImage
+    from commonshelf.catalogue.from_recipe import compose_target, runtime_for
+
+    recipe = load_recipe(REPO / "recipes" / "custom-html")
+    digest = "sha256:" + "c" * 64
+    pinned = {"app": ServiceImage(image=f"reg/custom-html-app@{digest}", digest=digest)}
+    runtime = runtime_for(recipe, pinned)
+    assert runtime.compose == compose_target("custom-html", recipe.version)
+    assert runtime.compose == f"apps/custom-html/{recipe.version}/compose.yml"
+    assert runtime.services == pinned
+    assert runtime.main == MainService(service="app", port=8080, health="/healthz", timeout=60)
+    assert runtime.data == (
+        DataVolume(
+            volume="content",
+            service="app",
+            path="/srv/www",
+            description="The website's files, served as they are.",
+        ),
+    )
+    assert runtime.architectures == ("amd64", "arm64")
+    assert runtime.resources.memory_mb == 32 and runtime.migration.kind == "none"
+    assert runtime.backup is None and runtime.secrets == {} and runtime.settings == {}
+    runtime.check_pinned()
+
+
+def test_settings_and_secrets_of_the_manifest_are_typed(shelf: Path) -> None:
+    from commonshelf.catalogue.from_recipe import runtime_for
+
+    recipe_dir = shelf / "recipes" / "custom-html"
+    _edit(
+        recipe_dir,
+        env={
+            "SITE_NAME": {"default": "My site", "description": "the site's name"},
+            "WORKERS": {"default": 2, "description": "worker processes"},
+            "GZIP": {"default": True, "description": "compress answers"},
+        },
+        secrets={"admin_token": {"description": "admin API", "length": 48}},
+        backup={"service": "app", "pre": ["sync"]},
+    )
+    runtime = runtime_for(load_recipe(recipe_dir), {})
+    assert {k: type(s.default) for k, s in runtime.settings.items()} == {
+        "SITE_NAME": str,
+        "WORKERS": int,
+        "GZIP": bool,
+    }
+    assert runtime.settings["WORKERS"].parse("WORKERS", "4") == 4
+    assert runtime.secrets["admin_token"].length == 48
+    assert runtime.backup is not None and runtime.backup.pre == ("sync",)
+
+
+def test_invalid_compose_yaml_is_a_recipe_error_with_the_line(shelf: Path) -> None:
+    path = shelf / "recipes" / "custom-html" / "compose.yml"
+    path.write_text("services:\n  app: [unclosed\n")
+    with pytest.raises(RecipeError, match=r"compose\.yml:\d+: invalid YAML"):
+        load_recipe(path.parent)

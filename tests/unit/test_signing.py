@@ -9,10 +9,11 @@ import pytest
 from tuf.api.metadata import Metadata, Root, Snapshot, Targets, Timestamp
 
 from commonshelf.catalogue import signing
+from commonshelf.catalogue.from_recipe import compose_target
 from commonshelf.catalogue.signing import Expiry, Publisher, load_or_create_keys
 from commonshelf.platform.errors import ReleaseError, TrustError
 
-COMPOSE = "apps/web/1.0.0+1.2/compose.yml"
+COMPOSE = compose_target("web", "1.0.0+1.2")  # where the release puts a version's compose file
 
 
 def _snapshot_of(public: Path) -> dict[str, bytes]:

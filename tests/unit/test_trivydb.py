@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from commonshelf.ci.trivydb import PAGE_SIZE, Advisory, _fnv1a64, write_trivy_db
+from commonshelf.ci.trivydb import WRITER_MARK, PAGE_SIZE, Advisory, _fnv1a64, write_trivy_db
 
 
 def _read_bucket(data: bytes, page_id: int) -> dict[bytes, object]:
@@ -57,6 +57,18 @@ def test_advisories_round_trip_including_overflow_pages(tmp_path: Path) -> None:
     vulns = root[b"vulnerability"]
     assert isinstance(vulns, dict) and len(vulns) == 300
     assert json.loads(vulns[b"CVE-2099-0299"])["Severity"] == "HIGH"  # type: ignore[arg-type]
+    metadata = json.loads((tmp_path / "db" / "metadata.json").read_text())
+    assert metadata[WRITER_MARK] == 300  # scan reads how many advisories the DB holds
+
+
+def test_the_data_source_names_no_url(tmp_path: Path) -> None:
+    data = write_trivy_db(tmp_path, platform="debian 12").read_bytes()
+    root = _read_bucket(data, struct.unpack_from("<Q", data, 16 + 16)[0])
+    sources = root[b"data-source"]
+    assert isinstance(sources, dict) and set(sources) == {b"debian 12"}
+    source = sources[b"debian 12"]
+    assert isinstance(source, bytes)
+    assert json.loads(source) == {"ID": "debian", "Name": "Debian Security Tracker"}
 
 
 def test_unknown_severity_is_rejected(tmp_path: Path) -> None:

@@ -1,65 +1,54 @@
-"""The catalogue: which app versions exist, which images they run (by digest), what CI proved.
+"""The catalogue: which app versions exist, what each runs (by digest) and what CI proved.
 
-`catalog.json` is written only by the release job and published as a TUF
-target; installations read nothing about apps that is not in it. Versions are
-kept forever (an installation may be several releases behind), so upgrades can
-be tested from, and applied from, any published version.
+`catalog.json` is written only by the release job and published as a TUF target;
+installations read nothing about apps that is not in it. Versions are kept forever
+(an installation may be several releases behind), so upgrades can be tested from,
+and applied from, any published version. The models are in `catalogue.contract`.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import semver
 
+from commonshelf.catalogue.contract import AppEntry, PlatformComponent, VersionEntry
 from commonshelf.platform.errors import CommonshelfError
+from commonshelf.platform.loaders import CATALOGUE, load_json_bytes
 
-SCHEMA = 1
+SCHEMA = 2
 
 
 class CatalogError(CommonshelfError):
     """catalog.json is unreadable or does not follow its schema."""
 
 
-@dataclass
-class Catalog:
-    apps: dict[str, dict[str, Any]] = field(default_factory=dict)
-    platform: dict[str, dict[str, Any]] = field(default_factory=dict)
+class Catalog(msgspec.Struct, kw_only=True):
+    """The whole catalogue (`catalog.json`), schema `SCHEMA`."""
+
+    schema: int = SCHEMA
     generated: str = ""
     commit: str = ""
+    platform: dict[str, PlatformComponent] = {}
+    apps: dict[str, AppEntry] = {}
 
     # ---- reading
 
     @classmethod
     def from_bytes(cls, data: bytes, origin: str = "catalog.json") -> Catalog:
+        raw = load_json_bytes(data, origin, CATALOGUE)
+        found = raw.get("schema") if isinstance(raw, dict) else None
+        if found != SCHEMA:
+            raise CatalogError(
+                f"{origin} has schema {found}, this Commonshelf reads schema {SCHEMA}.",
+                "upgrade Commonshelf, or republish the catalogue with `invoke release`.",
+            )
         try:
-            raw = json.loads(data)
-        except ValueError as exc:
-            raise CatalogError(
-                f"{origin} is not JSON ({exc}).", "republish it with `invoke release`."
-            ) from None
-        if not isinstance(raw, dict) or raw.get("schema") != SCHEMA:
-            raise CatalogError(
-                f"{origin} has schema {raw.get('schema') if isinstance(raw, dict) else '?'}, "
-                f"this Commonshelf reads schema {SCHEMA}.",
-                "upgrade Commonshelf, or republish the catalogue.",
-            )
-        apps = raw.get("apps")
-        platform = raw.get("platform", {})
-        if not isinstance(apps, dict) or not isinstance(platform, dict):
-            raise CatalogError(
-                f"{origin}: 'apps' and 'platform' must be objects.",
-                "republish it with `invoke release`.",
-            )
-        return cls(
-            apps=apps,
-            platform=platform,
-            generated=str(raw.get("generated", "")),
-            commit=str(raw.get("commit", "")),
-        )
+            return msgspec.convert(raw, cls)
+        except msgspec.ValidationError as exc:
+            raise CatalogError(f"{origin}: {exc}.", "republish it with `invoke release`.") from None
 
     @classmethod
     def load(cls, path: Path) -> Catalog:
@@ -71,22 +60,17 @@ class Catalog:
         return cls.from_bytes(data, str(path))
 
     def to_bytes(self) -> bytes:
-        body = {
-            "schema": SCHEMA,
-            "generated": self.generated,
-            "commit": self.commit,
-            "platform": self.platform,
-            "apps": self.apps,
-        }
-        return (json.dumps(body, indent=2, sort_keys=True) + "\n").encode()
+        """Canonical JSON: keys sorted, two-space indent, newline at the end."""
+        builtins: Any = msgspec.to_builtins(self)
+        return msgspec.json.format(msgspec.json.encode(builtins, order="sorted"), indent=2) + b"\n"
 
     # ---- queries
 
-    def versions(self, app: str) -> dict[str, dict[str, Any]]:
+    def versions(self, app: str) -> dict[str, VersionEntry]:
         entry = self.apps.get(app)
-        return dict(entry.get("versions", {})) if entry else {}
+        return dict(entry.versions) if entry else {}
 
-    def version(self, app: str, version: str | None = None) -> tuple[str, dict[str, Any]]:
+    def version(self, app: str, version: str | None = None) -> tuple[str, VersionEntry]:
         """A published version of an app (the newest by semver when `version` is None)."""
         versions = self.versions(app)
         if not versions:
@@ -112,8 +96,53 @@ class Catalog:
     # ---- writing (release job only)
 
     def add_version(
-        self, app: str, meta: dict[str, Any], version: str, entry: dict[str, Any]
+        self,
+        app: str,
+        title: str,
+        description: str,
+        category: str,
+        version: str,
+        entry: VersionEntry,
     ) -> None:
-        app_entry = self.apps.setdefault(app, {"versions": {}})
-        app_entry.update(meta)
-        app_entry.setdefault("versions", {})[version] = entry
+        current = self.apps.get(app)
+        versions = dict(current.versions) if current else {}
+        versions[version] = entry
+        self.apps = {
+            **self.apps,
+            app: AppEntry(
+                title=title, description=description, category=category, versions=versions
+            ),
+        }
+
+
+class ReleasedVersion(msgspec.Struct, frozen=True, kw_only=True):
+    """One version as a committed catalogue records it: enough to rebuild it from git."""
+
+    app: str
+    version: str
+    commit: str
+    content_hash: str
+    released: str
+
+
+def released_records(data: bytes, origin: str) -> list[ReleasedVersion]:
+    """(app, version, commit, content hash, released) of every version a catalogue lists,
+    read from any schema so far: what rebuilding released versions from git needs."""
+    raw = load_json_bytes(data, origin, CATALOGUE)
+    out = []
+    apps = raw.get("apps") if isinstance(raw, dict) else None
+    for app, entry in sorted((apps or {}).items()) if isinstance(apps, dict) else []:
+        versions = entry.get("versions") if isinstance(entry, dict) else None
+        for version, meta in (versions or {}).items() if isinstance(versions, dict) else []:
+            if not isinstance(meta, dict):
+                raise CatalogError(f"{origin}: apps.{app}.versions.{version} is not an object.")
+            out.append(
+                ReleasedVersion(
+                    app=str(app),
+                    version=str(version),
+                    commit=str(meta.get("commit", "")).removesuffix("-dirty"),
+                    content_hash=str(meta.get("content_hash", "")),
+                    released=str(meta.get("released", "")),
+                )
+            )
+    return sorted(out, key=lambda r: (r.app, semver.Version.parse(r.version)))

@@ -1,20 +1,23 @@
 """Evidence: what CI proved about one exact recipe content, so release can trust it.
 
 A record is keyed by the recipe's content hash. Each gate (build, test, scan)
-adds its result; `release` promotes a version only when the record for the
+adds its typed result; promotion takes a version only when the record for the
 current content hash exists and every gate passed. Changing any file of the
 recipe changes the hash, which makes the old evidence irrelevant by design.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from commonshelf.platform.fsutil import write_json_atomic
+import msgspec
+
+from commonshelf.catalogue.contract import UpgradeProof
+from commonshelf.platform.errors import CommonshelfError
+from commonshelf.platform.fsutil import write_bytes_atomic
+from commonshelf.platform.loaders import EVIDENCE, load_json
 
 GATES = ("build", "test", "scan")
 
@@ -23,41 +26,85 @@ def now_iso() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-@dataclass
-class Evidence:
+class Record(msgspec.Struct, kw_only=True):
+    """Base of a gate's result."""
+
+    passed: bool
+    summary: str
+    at: str = msgspec.field(default_factory=now_iso)
+
+
+class BuiltImage(msgspec.Struct, kw_only=True, frozen=True):
+    ref: str  # local tag
+    id: str  # image id the later gates ran
+
+
+class BuildGate(Record, kw_only=True):
+    images: dict[str, BuiltImage]
+    base_image: str
+
+
+class CheckResult(msgspec.Struct, kw_only=True, frozen=True):
+    """One check of the standard matrix (or the lint verdict)."""
+
+    check: str
+    status: Literal["passed", "failed", "skipped", "n/a"]
+    seconds: float
+    detail: str = ""
+
+
+class TestGate(Record, kw_only=True):
+    tests_passed: int
+    tests_failed: int
+    tests_skipped: int
+    seconds: float
+    level: int
+    max_level: int
+    min_level: int
+    lint: CheckResult | None = None
+    matrix: tuple[CheckResult, ...] = ()
+    matrix_seconds: float = 0.0
+    upgrade: UpgradeProof | None = None  # probes through the proxy during the upgrade
+
+
+class ScanGate(Record, kw_only=True):
+    counts: dict[str, int]
+    fail_on: str
+    vuln_db: str
+    sboms: dict[str, Any] = {}
+    findings: tuple[dict[str, Any], ...] = ()
+
+
+class Gates(msgspec.Struct, kw_only=True, omit_defaults=True):
+    build: BuildGate | None = None
+    test: TestGate | None = None
+    scan: ScanGate | None = None
+
+
+class Evidence(msgspec.Struct, kw_only=True):
     recipe: str
     version: str
     content_hash: str
-    gates: dict[str, dict[str, Any]] = field(default_factory=dict)
-    tools: dict[str, str] = field(default_factory=dict)  # what produced the gates, by version
+    gates: Gates = msgspec.field(default_factory=Gates)
+    tools: dict[str, str] = {}  # what produced the gates, by version
 
     @property
     def passed(self) -> bool:
-        return all(self.gates.get(g, {}).get("passed") is True for g in GATES)
+        return all(
+            gate is not None and gate.passed
+            for gate in (self.gates.build, self.gates.test, self.gates.scan)
+        )
 
     def missing_or_failed(self) -> list[str]:
         """Gates that have not passed, as '<gate>: <why>' lines."""
         out = []
-        for gate in GATES:
-            result = self.gates.get(gate)
-            if result is None:
-                out.append(f"{gate}: not run")
-            elif result.get("passed") is not True:
-                out.append(f"{gate}: failed ({result.get('summary', 'see evidence')})")
+        for name in GATES:
+            gate: Record | None = getattr(self.gates, name)
+            if gate is None:
+                out.append(f"{name}: not run")
+            elif not gate.passed:
+                out.append(f"{name}: failed ({gate.summary or 'see evidence'})")
         return out
-
-    def record(self, gate: str, passed: bool, summary: str, **details: Any) -> None:
-        self.gates[gate] = {"passed": passed, "summary": summary, "at": now_iso(), **details}
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "recipe": self.recipe,
-            "version": self.version,
-            "content_hash": self.content_hash,
-            "passed": self.passed,
-            "tools": self.tools,
-            "gates": self.gates,
-        }
 
 
 def tool_versions(client: Any) -> dict[str, str]:
@@ -68,7 +115,7 @@ def tool_versions(client: Any) -> dict[str, str]:
     from commonshelf.ci.scan import trivy_version
 
     versions = {"python": platform.python_version()}
-    for package in ("commonshelf", "pytest", "testcontainers", "docker", "tuf"):
+    for package in ("commonshelf", "pytest", "testcontainers", "docker", "tuf", "msgspec"):
         try:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
@@ -88,22 +135,22 @@ class EvidenceStore:
         return self.root / recipe / f"{content_hash}.json"
 
     def load(self, recipe: str, version: str, content_hash: str) -> Evidence:
-        """The record for this content, or a fresh empty one."""
+        """The record for this content, or a fresh empty one (also for a record of an older
+        format, which only means the gates run again)."""
+        fresh = Evidence(recipe=recipe, version=version, content_hash=content_hash)
+        path = self.path(recipe, content_hash)
+        if not path.exists():
+            return fresh
         try:
-            data = json.loads(self.path(recipe, content_hash).read_text())
-        except (OSError, ValueError):
-            return Evidence(recipe, version, content_hash)
-        if data.get("content_hash") != content_hash or data.get("version") != version:
-            return Evidence(recipe, version, content_hash)
-        return Evidence(
-            recipe,
-            version,
-            content_hash,
-            dict(data.get("gates") or {}),
-            dict(data.get("tools") or {}),
-        )
+            found = msgspec.convert(load_json(path, EVIDENCE), Evidence)
+        except (msgspec.ValidationError, CommonshelfError):
+            return fresh
+        if found.content_hash != content_hash or found.version != version:
+            return fresh
+        return found
 
     def save(self, evidence: Evidence) -> Path:
         path = self.path(evidence.recipe, evidence.content_hash)
-        write_json_atomic(path, evidence.to_dict())
+        body = msgspec.json.format(msgspec.json.encode(evidence, order="sorted"), indent=2)
+        write_bytes_atomic(path, body + b"\n")
         return path

@@ -19,58 +19,28 @@ import subprocess
 import tarfile
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-import semver
-
-from commonshelf.catalogue.catalog import Catalog
+from commonshelf.catalogue.catalog import Catalog, ReleasedVersion, released_records
+from commonshelf.ci.promote import release
+from commonshelf.ci.stages import Shelf
 from commonshelf.platform.errors import ReleaseError
 from commonshelf.platform.fsutil import write_bytes_atomic
 from commonshelf.platform.settings import Settings
 from commonshelf.recipes.model import Recipe, content_hash, load_recipe
 
-if TYPE_CHECKING:
-    from commonshelf.ci.pipeline import Shelf
-
 Say = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class ReleasedVersion:
-    """One version as the committed catalogue records it."""
-
-    app: str
-    version: str
-    commit: str
-    content_hash: str
-    released: str
 
 
 def needs_rebuild(settings: Settings) -> bool:
     """The catalogue lists releases that this machine's signed repository does not hold."""
-    catalog = Catalog.load(settings.catalog_path)
-    return bool(catalog.apps) and not (settings.public_dir / "metadata" / "1.root.json").exists()
-
-
-def released_versions(catalog: Catalog) -> list[ReleasedVersion]:
-    """Every released app version, oldest first within each app."""
-    out = []
-    for app in sorted(catalog.apps):
-        versions = catalog.versions(app)
-        for version in sorted(versions, key=semver.Version.parse):
-            entry = versions[version]
-            out.append(
-                ReleasedVersion(
-                    app,
-                    version,
-                    str(entry.get("commit", "")).removesuffix("-dirty"),
-                    str(entry.get("content_hash", "")),
-                    str(entry.get("released", "")),
-                )
-            )
-    return out
+    if (settings.public_dir / "metadata" / "1.root.json").exists():
+        return False
+    try:
+        data = settings.catalog_path.read_bytes()
+    except FileNotFoundError:
+        return False
+    return bool(released_records(data, str(settings.catalog_path)))
 
 
 def checkout(repo: Path, released: ReleasedVersion, into: Path) -> Recipe:
@@ -122,12 +92,12 @@ def checkout(repo: Path, released: ReleasedVersion, into: Path) -> Recipe:
 def rebuild(shelf: Shelf, say: Say) -> None:
     """Rebuild, vet and re-release every version the committed catalogue lists, oldest first.
 
-    `shelf` is a `pipeline.Shelf`. On any failure catalog.json is put back as it was, the
+    On any failure catalog.json is put back as it was, the
     partial repository is removed, and a ReleaseError says which version failed and why.
     """
     settings = shelf.settings
     original = settings.catalog_path.read_bytes()
-    history = released_versions(Catalog.from_bytes(original, str(settings.catalog_path)))
+    history = released_records(original, str(settings.catalog_path))
     say(
         f"catalog.json lists {len(history)} released version(s) that this machine has not "
         "published: rebuilding them from their commits"
@@ -151,7 +121,9 @@ def rebuild(shelf: Shelf, say: Say) -> None:
                     )
                 for row in shelf.results[first:]:
                     row.recipe = f"{released.app} {released.version} (released)"
-                outcome = shelf.release([recipe], rebuilt=released)
+                outcome = release(
+                    settings, shelf.client, [recipe], shelf.base_tag, say=say, rebuilt=released
+                )
                 if outcome.refused:
                     raise ReleaseError(
                         f"the rebuilt {released.app} {released.version} was not released: "

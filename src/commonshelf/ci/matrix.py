@@ -1,102 +1,42 @@
 """The standard test matrix every recipe gets without its packager writing it.
 
-Checks run in order on the recipe's whole stack (every service, network and
-volume of compose.yml, through the harness): install, smoke, persistence,
-upgrade, backup/restore and removal. Persistence, upgrade and backup/restore use
-the recipe's seed hook (`tests/hooks.py` with `seed(app)` and `verify(app)`),
-which writes real data through the app's own interface and checks it is there.
-
-The level is cumulative, like YunoHost's: the number of checks passed in a row
-from the first, plus one when every check passed and the recipe is lint-clean
-(no lint errors). A recipe that installs but loses data on restart is level 2;
-the top level, `MAX_LEVEL`, is what CI requires by default before a release.
+Checks run in order, the way an installation lives them: the candidate is rendered
+by the agent's own code and deployed with `docker stack deploy` behind an
+installation proxy, in a namespace of its own (`ci.rehearsal`): install, smoke,
+persistence, upgrade (from the released version, probed through the proxy every
+100 ms), backup/restore (the recipe's hooks) and removal. Persistence, upgrade and
+backup/restore use the recipe's seed hook (`tests/hooks.py` with `seed(app)` and
+`verify(app)`), which writes real data through the app's own interface and checks
+it is there. Levels are in `ci.levels`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
-import shutil
 import tempfile
 import threading
 import time
-from dataclasses import asdict, dataclass
+import uuid
 from pathlib import Path
 from types import ModuleType
-from typing import Any
 
 import docker
 
-from commonshelf.ci.containers import RunningStack, start_stack
-from commonshelf.ci.reaper import LABEL_RUN, LABEL_SCOPE, new_scope, run_labels
-from commonshelf.installation.volumes import archive_volume, restore_volume
+from commonshelf.catalogue.contract import UpgradeProof
+from commonshelf.ci.evidence import CheckResult
+from commonshelf.ci.levels import CHECKS, NOT_APPLICABLE, MatrixResult
+from commonshelf.ci.rehearsal import Deployable, PinnedProxy, Prober, Rehearsal, SwarmApp
+from commonshelf.installation.backup import back_up, restore_volumes, run_restore_hooks
+from commonshelf.installation.state import Installed
 from commonshelf.platform.errors import CommonshelfError
-from commonshelf.recipes.model import Recipe, load_recipe, schema_file_for
+from commonshelf.recipes.model import Recipe
 
-CHECKS = ("install", "smoke", "persistence", "upgrade", "backup_restore", "removal")
-LINT = "lint"
-MAX_LEVEL = len(CHECKS) + 1  # every check passed, and no lint errors
-NOT_APPLICABLE = "n/a"  # the upgrade check of a recipe's first release: counts as passed
 _HOOKS_LOCK = threading.Lock()  # hooks modules are imported by path, one at a time
+PROBE_INTERVAL = 0.1
 
 
-@dataclass(frozen=True)
-class CheckResult:
-    check: str
-    status: str  # passed | failed | skipped | n/a
-    seconds: float
-    detail: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class Released:
-    """The version an installation runs today: its pinned compose file (images by digest)."""
-
-    version: str
-    compose: str  # the released compose.yml text
-
-
-@dataclass(frozen=True)
-class MatrixResult:
-    recipe: str
-    version: str
-    checks: tuple[CheckResult, ...]
-    lint: CheckResult | None = None  # None: not linted (counts as not clean)
-
-    @property
-    def level(self) -> int:
-        """Checks passed in a row from the first (skipped ones end the run too), plus one
-        for a lint-clean recipe that passed them all."""
-        level = 0
-        for result in self.checks:
-            if result.status not in ("passed", NOT_APPLICABLE):
-                return level
-            level += 1
-        return level + (1 if self.lint is not None and self.lint.status == "passed" else 0)
-
-    @property
-    def passed(self) -> bool:
-        """Every check of the matrix passed (lint is judged by the level)."""
-        return all(r.status in ("passed", NOT_APPLICABLE) for r in self.checks)
-
-    def failures(self) -> list[str]:
-        """'<check>: <why>' for each failed check, lint included."""
-        every = [*self.checks, *([self.lint] if self.lint else [])]
-        return [f"{c.check}: {c.detail}" for c in every if c.status == "failed"]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "recipe": self.recipe,
-            "version": self.version,
-            "level": self.level,
-            "max_level": MAX_LEVEL,
-            "passed": self.passed,
-            "lint": self.lint.to_dict() if self.lint else None,
-            "checks": [c.to_dict() for c in self.checks],
-        }
+class CheckFailed(CommonshelfError):
+    """A matrix check found the app not doing what it promises."""
 
 
 def load_hooks(recipe: Recipe) -> ModuleType | None:
@@ -113,238 +53,216 @@ def load_hooks(recipe: Recipe) -> ModuleType | None:
     return module
 
 
-def lint_check(recipe: Recipe) -> CheckResult:
-    """The recipe linter's verdict as a check: passed when it finds no errors."""
-    from commonshelf.recipes.lint import lint_shelf
-
-    started = time.monotonic()
-    findings = lint_shelf(recipe.path.parent.parent, [recipe.path.name])
-    errors = [f for f in findings if f.severity == "error"]
-    seconds = time.monotonic() - started
-    if errors:
-        detail = "; ".join(f"{f.rule} {f.message}" for f in errors)
-        return CheckResult(LINT, "failed", seconds, detail[:1500])
-    warnings = len(findings) - len(errors)
-    return CheckResult(LINT, "passed", seconds, f"no errors, {warnings} warning(s)")
-
-
 class _Matrix:
-    """The checks, in order, sharing one stack; a check that fails or is skipped skips the rest
-    (each builds on the state the previous one left)."""
+    """The checks, in order, on one rehearsal installation; a check that fails or is skipped
+    skips the rest (each builds on the state the previous one left)."""
 
     def __init__(
         self,
         recipe: Recipe,
-        images: dict[str, str],
-        client: docker.DockerClient,
-        released: Released | None,
+        candidate: Deployable,
+        released: Deployable | None,
+        rehearsal: Rehearsal,
     ) -> None:
-        self.released = released
         self.recipe = recipe
-        self.images = images
-        self.client = client
+        self.app = recipe.name
+        self.candidate = candidate
+        self.released = released
+        self.rehearsal = rehearsal
+        self.deployer = rehearsal.deployer
         self.hooks = load_hooks(recipe)
-        self.scope = new_scope(recipe.name)
-        self.stack: RunningStack | None = None
-        self.volumes: dict[str, str] = {}
-        self.image_ids: set[str] = set()  # every image a stack of this matrix ran
+        self.record: Installed | None = None
         self.before: set[str] = set()  # containers on the engine before the install
-        self.leftovers: list[Any] = []  # containers found by the removal check
+        self.image_ids: set[str] = set()
+        self.upgrade_proof: UpgradeProof | None = None
 
-    def _start(
-        self, recipe: Recipe, images: dict[str, str], volumes: dict[str, str] | None = None
-    ) -> RunningStack:
-        stack = start_stack(recipe, images, self.client, volumes=volumes, scope=self.scope)
-        for service in stack.services.values():
-            self.image_ids.add(str(service.docker_container.attrs["Image"]))
-        return stack
+    def _deploy(self, version: Deployable) -> Installed:
+        self.rehearsal.ensure_proxy()
+        record = self.deployer.deploy_app(
+            self.app, version.version, version.runtime, version.compose
+        )
+        for image in record.images.values():
+            self.image_ids.add(str(self.deployer.client.images.get(image).id))
+        self.record = record
+        return record
 
-    @property
-    def app(self) -> RunningStack:
-        assert self.stack is not None, "the stack is not running"
-        return self.stack
+    def _handle(self, version: Deployable) -> SwarmApp:
+        return SwarmApp(self.deployer, self.app, version.runtime)
+
+    def _require_hooks(self) -> ModuleType:
+        if self.hooks is None:
+            raise CheckFailed(f"{self.recipe.tests_dir / 'hooks.py'} is missing.")
+        return self.hooks
+
+    def _check_health(self, version: Deployable) -> None:
+        path = version.runtime.main.health
+        answer = self.deployer.get(self.app, path)
+        if answer.status_code != 200:
+            raise CheckFailed(f"GET {path} through the proxy answered {answer.status_code}")
 
     def install(self) -> str:
-        self.before = {c.id for c in self.client.containers.list(all=True, sparse=True)}
-        self.stack = self._start(self.recipe, self.images)
-        self.volumes = dict(self.stack.volumes)
-        return f"{len(self.stack.services)} service(s) healthy"
+        self.before = {c.id for c in self.deployer.client.containers.list(all=True, sparse=True)}
+        record = self._deploy(self.candidate)
+        return f"{len(record.images)} service(s) healthy on Swarm behind the proxy"
 
     def smoke(self) -> str:
-        path = self.recipe.main.health
-        answer = self.app.get(path)
-        assert answer.status_code == 200, f"GET {path} answered {answer.status_code}"
-        return f"GET {path} → 200"
+        self._check_health(self.candidate)
+        return f"GET {self.candidate.runtime.main.health} through the proxy → 200"
 
     def persistence(self) -> str:
         if self.hooks is None:
             return "skipped: the recipe has no tests/hooks.py with seed() and verify()"
-        self.hooks.seed(self.app)
-        self.hooks.verify(self.app)
-        self.app.restart()
-        self.hooks.verify(self.app)
+        app = self._handle(self.candidate)
+        self.hooks.seed(app)
+        self.hooks.verify(app)
+        app.restart()
+        self.hooks.verify(app)
         return "seeded data survived a restart of every service"
 
     def upgrade(self) -> str:
-        """The released version, seeded, replaced by the candidate on the same volumes."""
+        """The released version, seeded, updated in place to the candidate (start-first where
+        the compose file says so) while the proxy is probed every 100 ms."""
         if self.released is None:
-            return f"n/a: first release of {self.recipe.name}"
-        assert self.hooks is not None
-        assert self.released.compose, (
-            f"the compose file of the released {self.released.version} is not in public/; "
-            "restore public/ from the publishing host"
+            return f"n/a: first release of {self.app}"
+        hooks = self._require_hooks()
+        self.deployer.remove_app(self.app, (), keep_data=False)
+        self._deploy(self.released)
+        old = self._handle(self.released)
+        hooks.seed(old)
+        hooks.verify(old)
+        started = time.monotonic()
+        with Prober(
+            self.deployer, self.app, self.candidate.runtime.main.health, PROBE_INTERVAL
+        ) as prober:
+            self._deploy(self.candidate)
+            time.sleep(1.0)  # a second of probes after the switch, on the new tasks
+        self.upgrade_proof = UpgradeProof(
+            from_version=self.released.version,
+            probes=prober.probes,
+            failed=prober.failed,
+            seconds=round(time.monotonic() - started, 1),
         )
-        self.app.stop()
-        self.stack = None
-        for name in self.volumes.values():
-            with contextlib.suppress(docker.errors.NotFound):
-                self.client.volumes.get(name).remove(force=True)
-        with tempfile.TemporaryDirectory(prefix="commonshelf-released-") as work:
-            folder = Path(work) / self.recipe.name
-            shutil.copytree(self.recipe.path, folder)
-            (folder / "compose.yml").write_text(self.released.compose)
-            old_recipe = load_recipe(folder, schema_file_for(self.recipe.path))
-            compose = old_recipe.compose()
-            for spec in compose["services"].values():
-                image = str(spec.get("image", ""))
-                with contextlib.suppress(docker.errors.ImageNotFound):
-                    self.client.images.get(image)
-                    continue
-                self.client.images.pull(image)  # the project's own registry, by digest
-            old = self._start(old_recipe, {})
-        self.volumes = dict(old.volumes)
-        self.hooks.seed(old)
-        self.hooks.verify(old)
-        old.stop(keep_volumes=True)
-        self.stack = self._start(self.recipe, self.images, volumes=self.volumes)
-        self.volumes = dict(self.stack.volumes)
-        self.hooks.verify(self.app)
-        return f"{self.released.version} → {self.recipe.version}: seeded data kept, healthy"
+        hooks.verify(self._handle(self.candidate))
+        if prober.failed:
+            shown = ", ".join(sorted(set(prober.failures)))
+            raise CheckFailed(
+                f"{self.released.version} → {self.candidate.version}: {prober.failed} of "
+                f"{prober.probes} probes through the proxy failed during the update ({shown})"
+            )
+        return (
+            f"{self.released.version} → {self.candidate.version} on Swarm: seeded data kept, "
+            f"{prober.probes} probes through the proxy, 0 failed"
+        )
 
     def backup_restore(self) -> str:
-        """Run the backup hooks, copy the data volumes, lose everything, restore the copies,
-        start again and run the restore hooks: the seeded data must be back."""
-        assert self.hooks is not None
-        backup = self.recipe.manifest.get("backup") or {}
-        for command in backup.get("pre", []):
-            self.app.exec(command, service=backup["service"])
+        """Back up with the recipe's hooks, lose the stack and every volume, restore the
+        copies, start again and run the restore hooks: the seeded data must be back."""
+        hooks = self._require_hooks()
+        record = self.record
+        if record is None:
+            raise CheckFailed("the app is not running")
+        runtime = self.candidate.runtime
         with tempfile.TemporaryDirectory(prefix="commonshelf-backup-") as work:
-            archives = {}
-            for data in self.recipe.data:
-                archives[data.volume] = Path(work) / f"{data.volume}.tar"
-                archive_volume(
-                    self.client,
-                    self.images[data.service],
-                    self.volumes[data.volume],
-                    archives[data.volume],
-                )
-            for command in backup.get("post", []):
-                self.app.exec(command, service=backup["service"])
-            self.app.stop()  # containers, network and every volume: the machine is lost
-            self.stack = None
-            for data in self.recipe.data:
-                self.client.volumes.create(self.volumes[data.volume], labels=run_labels(self.scope))
-                restore_volume(
-                    self.client,
-                    self.images[data.service],
-                    self.volumes[data.volume],
-                    archives[data.volume],
-                )
-        self.stack = self._start(self.recipe, self.images, volumes=self.volumes)
-        for command in backup.get("restore", []):
-            self.app.exec(command, service=backup["service"])
-        self.hooks.verify(self.app)
-        hooks = sum(len(backup.get(k, [])) for k in ("pre", "post", "restore"))
+            made = back_up(self.deployer, record, runtime, Path(work) / "backup")
+            self.deployer.remove_app(self.app, (), keep_data=False)  # the machine is lost
+            restore_volumes(self.deployer, self.app, record.images, runtime, Path(work) / "backup")
+        self._deploy(self.candidate)
+        restored = run_restore_hooks(self.deployer, self.app, runtime)
+        hooks.verify(self._handle(self.candidate))
         return (
-            f"{len(self.recipe.data)} data volume(s) backed up, wiped and restored "
-            f"({hooks} backup hook command(s))"
+            f"{len(made.volumes)} data volume(s) backed up, wiped and restored "
+            f"({made.hooks + restored} backup hook command(s))"
         )
 
     def removal(self) -> str:
-        """Remove the app as an installation would: its containers, network and every volume
-        but the declared data volumes. Nothing else the app made may remain."""
-        self.app.stop(keep_volumes=True)
-        self.stack = None
-        data = {self.volumes[d.volume] for d in self.recipe.data if d.volume in self.volumes}
-        for name in set(self.volumes.values()) - data:
-            with contextlib.suppress(docker.errors.NotFound):
-                self.client.volumes.get(name).remove(force=True)
-        scoped = {"label": f"{LABEL_SCOPE}={self.scope}"}
-        # Containers the app started itself carry no labels of ours: new since the install,
-        # not another test run's, not a Swarm task, and running one of the app's images.
-        # (Sparse listings: a container removed meanwhile must not fail the check.)
-        self.leftovers = []
-        for container in self.client.containers.list(all=True, sparse=True):
+        """Remove the app as an installation does: nothing but its data volumes may remain."""
+        data = tuple(d.volume for d in self.candidate.runtime.data)
+        kept = set(self.deployer.remove_app(self.app, data, keep_data=True))
+        stack = self.deployer.config.stack(self.app)
+        client = self.deployer.client
+        label = {"label": f"com.docker.stack.namespace={stack}"}
+        left = [f"network {n.name}" for n in client.networks.list(filters=label)]
+        left += [
+            f"volume {v.name}" for v in client.volumes.list(filters=label) if v.name not in kept
+        ]
+        left += [f"secret {s.name}" for s in client.secrets.list(filters=label)]
+        # Containers the app started itself through the engine carry none of Swarm's labels:
+        # new since the install and running one of the app's images.
+        for container in client.containers.list(all=True, sparse=True):
             labels = container.attrs.get("Labels") or {}
-            if container.id in self.before:
-                continue
-            if labels.get(LABEL_SCOPE) == self.scope or (
-                LABEL_RUN not in labels
+            if (
+                container.id not in self.before
                 and "com.docker.swarm.task.id" not in labels
                 and container.attrs.get("ImageID") in self.image_ids
             ):
-                self.leftovers.append(container)
-        left = [
-            f"container {(c.attrs.get('Names') or ['?'])[0].lstrip('/')} "
-            f"({c.attrs.get('Command', '')})"
-            for c in self.leftovers
-        ]
-        left += [f"network {n.name}" for n in self.client.networks.list(filters=scoped)]
-        left += [
-            f"volume {v.name}"
-            for v in self.client.volumes.list(filters=scoped)
-            if v.name not in data
-        ]
-        assert not left, f"left behind after removal: {', '.join(left)}"
+                name = (container.attrs.get("Names") or ["?"])[0].lstrip("/")
+                left.append(f"container {name}")
+        if left:
+            raise CheckFailed(f"left behind after removal: {', '.join(left)}")
+        missing = {f"{stack}_{v}" for v in data} - {v.name for v in client.volumes.list()}
+        if missing:
+            raise CheckFailed(f"removal lost data volumes: {', '.join(sorted(missing))}")
         return "only the declared data volumes remain"
-
-    def cleanup(self) -> None:
-        """Remove everything this matrix made, leftovers and data volumes included."""
-        if self.stack is not None:
-            self.stack.stop()
-        for container in self.leftovers:
-            with contextlib.suppress(docker.errors.NotFound):
-                container.remove(force=True, v=True)
-        for name in self.volumes.values():
-            with contextlib.suppress(docker.errors.NotFound):
-                self.client.volumes.get(name).remove(force=True)
 
 
 def run_matrix(
     recipe: Recipe,
-    images: dict[str, str],
+    candidate: Deployable,
     client: docker.DockerClient,
-    released: Released | None = None,
-    lint: bool = True,
+    proxy: PinnedProxy,
+    released: Deployable | None = None,
+    lint: CheckResult | None = None,
 ) -> MatrixResult:
-    """Every check of the matrix against fresh containers of `images`; the upgrade check
-    starts from `released` (None: this is the recipe's first release). `lint` also runs
-    the recipe linter, whose verdict counts for the top level only."""
-    lint_result = lint_check(recipe) if lint else None
-    matrix = _Matrix(recipe, images, client, released)
+    """Every check of the matrix against a rehearsal installation of `candidate`; the upgrade
+    check starts from `released` (None: this is the recipe's first release). `lint` is the
+    linter's verdict on the recipe, which counts for the top level only."""
+    rehearsal = Rehearsal(client, uuid.uuid4().hex[:8], proxy)
+    matrix = _Matrix(recipe, candidate, released, rehearsal)
     results: list[CheckResult] = []
     blocked = ""
     try:
         for name in CHECKS:
             if blocked:
-                results.append(CheckResult(name, "skipped", 0.0, blocked))
+                results.append(
+                    CheckResult(check=name, status="skipped", seconds=0.0, detail=blocked)
+                )
                 continue
             started = time.monotonic()
             try:
-                detail = getattr(matrix, name)()
+                detail: str = getattr(matrix, name)()
             except Exception as exc:  # a failing app, hook or engine call fails this check
                 text = str(exc).strip() or repr(exc)
                 if not isinstance(exc, AssertionError | CommonshelfError):
                     text = f"{type(exc).__name__}: {text}"
-                results.append(CheckResult(name, "failed", time.monotonic() - started, text[:1500]))
+                results.append(
+                    CheckResult(
+                        check=name,
+                        status="failed",
+                        seconds=time.monotonic() - started,
+                        detail=text[:1500],
+                    )
+                )
                 blocked = f"{name} failed"
                 continue
             status, _, rest = detail.partition(": ")
             if status not in ("skipped", NOT_APPLICABLE):
                 status, rest = "passed", detail
-            results.append(CheckResult(name, status, time.monotonic() - started, rest))
+            results.append(
+                CheckResult(
+                    check=name,
+                    status=status,  # type: ignore[arg-type]
+                    seconds=time.monotonic() - started,
+                    detail=rest,
+                )
+            )
             if status == "skipped":
                 blocked = f"{name} was skipped"
     finally:
-        matrix.cleanup()
-    return MatrixResult(recipe.name, recipe.version, tuple(results), lint_result)
+        rehearsal.close()
+    return MatrixResult(
+        recipe=recipe.name,
+        version=recipe.version,
+        checks=tuple(results),
+        lint=lint,
+        upgrade=matrix.upgrade_proof,
+    )

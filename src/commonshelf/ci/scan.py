@@ -12,9 +12,12 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
+import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -92,6 +95,84 @@ def ensure_vuln_db(cache_dir: Path) -> VulnDb:
         ) from None
     count = metadata.get(WRITER_MARK)
     return VulnDb(db_dir / "trivy.db", int(count) if count is not None else None)
+
+
+_WORKER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+_STAGING = ".db-"  # prefix of a worker's half-made or retired copies of the DB
+
+
+def worker_cache(shared: Path, worker: str) -> Path:
+    """A trivy cache dir of `worker`'s own, beside `shared`: `<shared>-workers/<worker>/`.
+
+    trivy locks the bbolt files of its cache dir (db/trivy.db, fanal/fanal.db) with a
+    timeout, so scans running side by side on one cache dir wait on each other. Each
+    worker (one per thread: a name must not be used by two threads at once) scans with
+    its own dir instead: its `db/` is a copy of the shared DB, made again only when the
+    shared `db/metadata.json` changed, and its fanal (layer) cache is its own. A copy is
+    built in a temporary dir and renamed into place, so trivy never opens half a DB.
+    The shared DB is written first if there is none (see `ensure_vuln_db`).
+    """
+    if not _WORKER_NAME.fullmatch(worker):
+        raise ValueError(f"worker name {worker!r} is not a plain file name")
+    ensure_vuln_db(shared)
+    cache = shared.parent / f"{shared.name}-workers" / worker
+    cache.mkdir(parents=True, exist_ok=True)
+    for leftover in cache.glob(f"{_STAGING}*"):  # from a copy that was interrupted
+        shutil.rmtree(leftover, ignore_errors=True)
+    source, copy = shared / "db", cache / "db"
+    for _ in range(3):
+        metadata = (source / "metadata.json").read_bytes()
+        if (copy / "trivy.db").is_file() and _read_or_none(copy / "metadata.json") == metadata:
+            return cache
+        files = [
+            item
+            for item in sorted(source.iterdir())
+            if item.is_file() and item.name != "metadata.json" and not item.name.startswith(".")
+        ]
+        staging = Path(tempfile.mkdtemp(prefix=_STAGING, dir=cache))
+        try:
+            for item in files:  # trivy.db and whatever else a real trivy DB dir holds
+                shutil.copyfile(item, staging / item.name)
+                _fsync(staging / item.name)
+            if (source / "metadata.json").read_bytes() != metadata:
+                continue  # the shared DB was replaced while being copied: copy it again
+            (staging / "metadata.json").write_bytes(metadata)
+            _fsync(staging / "metadata.json")
+            _swap_in(staging, copy)
+            return cache
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    raise ScanError(
+        f"{source} kept changing while it was copied for scan worker {worker}.",
+        "wait until the vulnerability DB update finishes, then scan again.",
+    )
+
+
+def _read_or_none(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _swap_in(staging: Path, target: Path) -> None:
+    """Put the complete copy `staging` at `target`, retiring the copy that was there."""
+    staging.chmod(0o755)
+    if not target.exists():
+        staging.rename(target)
+        return
+    retired = Path(tempfile.mkdtemp(prefix=_STAGING, dir=target.parent)) / "old"
+    target.rename(retired)
+    staging.rename(target)
+    shutil.rmtree(retired.parent, ignore_errors=True)
 
 
 @dataclass(frozen=True)

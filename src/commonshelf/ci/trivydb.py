@@ -138,8 +138,7 @@ def build_buckets(advisories: Iterable[Advisory], platform: str = "debian 12") -
             platform.encode(): _json(
                 {
                     "ID": source,
-                    "Name": "Debian Security Tracker",
-                    "URL": "https://salsa.debian.org/security-tracker-team/security-tracker",
+                    "Name": "Debian Security Tracker",  # no URL: nothing is fetched from it
                 }
             )
         },

@@ -68,17 +68,17 @@ def _parser() -> argparse.ArgumentParser:
 def _apps(agent: Agent, as_json: bool) -> None:
     catalog = agent.catalog()
     installed = agent.installed()
-    rows = []
+    rows: list[dict[str, object]] = []
     for name, entry in sorted(catalog.apps.items()):
         latest = catalog.latest(name)
         rows.append(
             {
                 "app": name,
-                "title": entry.get("title", ""),
+                "title": entry.title,
                 "latest": latest,
-                "level": catalog.versions(name)[latest].get("level") if latest else None,
+                "level": entry.versions[latest].vetting.level if latest else None,
                 "installed": installed[name].version if name in installed else None,
-                "description": entry.get("description", ""),
+                "description": entry.description,
             }
         )
     if as_json:
@@ -88,7 +88,11 @@ def _apps(agent: Agent, as_json: bool) -> None:
     for row in rows:
         level = "" if row["level"] is None else str(row["level"])
         table.add_row(
-            row["app"], row["latest"] or "", level, row["installed"] or "-", row["description"]
+            str(row["app"]),
+            str(row["latest"] or ""),
+            level,
+            str(row["installed"] or "-"),
+            str(row["description"]),
         )
     console.out.print(table)
 

@@ -8,7 +8,6 @@ when new tasks fail their healthchecks, and this module reports that outcome.
 
 from __future__ import annotations
 
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,34 +17,79 @@ import docker
 import docker.errors
 
 from commonshelf.platform.errors import DeployError
+from commonshelf.platform.proc import run
+from commonshelf.platform.wait import poll
 
 STACK_LABEL = "com.docker.stack.namespace"
 IN_PROGRESS = frozenset({"updating", "rollback_started", "paused", "rollback_paused"})
 
 
 def deploy(stack: str, compose_file: Path) -> None:
-    argv = [
-        "docker",
-        "stack",
-        "deploy",
-        "--prune",
-        "--resolve-image",
-        "never",
-        "-c",
-        str(compose_file),
-        stack,
-    ]
-    done = subprocess.run(argv, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        tail = " | ".join(done.stderr.strip().splitlines()[-3:])
+    run(
+        [
+            "docker",
+            "stack",
+            "deploy",
+            "--prune",
+            "--resolve-image",
+            "never",
+            "-c",
+            str(compose_file),
+            stack,
+        ],
+        what=f"`docker stack deploy {stack}`",
+        fix=f"check the rendered stack in {compose_file}.",
+        error=DeployError,
+    )
+
+
+def remove(client: docker.DockerClient, stack: str, timeout: float = 90) -> None:
+    """`docker stack rm`, then wait until its containers and networks are gone (volumes in
+    use cannot be removed, and a new deploy of the same stack must not meet old tasks)."""
+    run(
+        ["docker", "stack", "rm", stack],
+        what=f"`docker stack rm {stack}`",
+        fix="see `docker stack ls`.",
+        error=DeployError,
+    )
+    label = {"label": f"{STACK_LABEL}={stack}"}
+
+    def gone() -> bool:
+        return not client.containers.list(all=True, sparse=True, filters=label) and not [
+            n for n in client.networks.list(filters=label)
+        ]
+
+    if not poll(gone, timeout, 0.5):
         raise DeployError(
-            f"`docker stack deploy {stack}` failed: {tail}",
-            f"check the rendered stack in {compose_file}.",
+            f"Stack {stack} was not gone {timeout:.0f} s after `docker stack rm`.",
+            f"see `docker ps -a --filter label={STACK_LABEL}={stack}`.",
         )
 
 
-def remove(stack: str) -> None:
-    subprocess.run(["docker", "stack", "rm", stack], capture_output=True, check=False)
+def restart_service(client: docker.DockerClient, service: Any, timeout: float) -> None:
+    """Replace a service's tasks (`docker service update --force`) and wait until new
+    tasks run, healthy."""
+    before = {t["ID"] for t in service.tasks(filters={"desired-state": "running"})}
+    service.reload()
+    service.force_update()
+
+    def replaced() -> bool:
+        service.reload()
+        tasks = service.tasks(filters={"desired-state": "running"})
+        fresh = [t for t in tasks if t["ID"] not in before]
+        state = service_state(service)
+        return (
+            bool(fresh)
+            and all(t.get("Status", {}).get("State") == "running" for t in fresh)
+            and state.healthy
+            and state.update not in IN_PROGRESS
+        )
+
+    if not poll(replaced, timeout, 0.5):
+        raise DeployError(
+            f"{service.name} did not come back healthy within {timeout:.0f} s of a restart.",
+            f"see `docker service ps {service.name}`.",
+        )
 
 
 def stack_services(client: docker.DockerClient, stack: str) -> list[Any]:

@@ -12,6 +12,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from commonshelf.platform import apt_sources
+from commonshelf.platform.errors import CommonshelfError
+
+# The top matrix level: every check of ci.levels.CHECKS passed and the recipe is lint-clean
+# (ci.levels checks that this matches; it lives here so Settings need not import ci).
+MAX_LEVEL = 7
+
 
 def _repo_root() -> Path:
     """The checkout this package was installed from in editable mode, else the working directory."""
@@ -22,6 +29,29 @@ def _repo_root() -> Path:
     return Path.cwd()
 
 
+class _DebianMirror:
+    """`Settings.debian_mirror`: the mirror given (COMMONSHELF_DEBIAN_MIRROR), else the one
+    the host's apt sources name, looked up on first read. Reading it on a host with neither
+    raises EnvironmentNotReady: only building the base image needs a mirror, so loading
+    Settings never fails for want of one."""
+
+    _slot = "_debian_mirror"
+
+    def __get__(self, settings: Settings | None, owner: type[Settings] | None = None) -> str:
+        if settings is None:
+            return ""  # the field's default: none given, use the host's
+        mirror: str = settings.__dict__.get(self._slot, "")
+        if not mirror:
+            found = apt_sources.host_mirror()
+            if found is None:
+                raise apt_sources.no_mirror_error()
+            mirror = settings.__dict__[self._slot] = found
+        return mirror
+
+    def __set__(self, settings: Settings, mirror: str) -> None:
+        settings.__dict__[self._slot] = mirror.strip().rstrip("/")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Paths and endpoints of one workspace (a checkout of the shelf)."""
@@ -30,8 +60,8 @@ class Settings:
     state_dir: Path
     registry: str
     catalogue_port: int
-    debian_mirror: str
-    min_level: int = 7  # matrix.MAX_LEVEL: every check passed and lint-clean
+    debian_mirror: _DebianMirror = _DebianMirror()  # a str: see _DebianMirror
+    min_level: int = MAX_LEVEL  # every check passed and lint-clean
 
     @property
     def recipes_dir(self) -> Path:
@@ -90,16 +120,13 @@ class Settings:
             state_dir=Path(env.get("COMMONSHELF_STATE_DIR", "/var/lib/commonshelf")),
             registry=env.get("COMMONSHELF_REGISTRY", "127.0.0.1:5000"),
             catalogue_port=int(env.get("COMMONSHELF_CATALOGUE_PORT", "8700")),
-            debian_mirror=env.get("COMMONSHELF_DEBIAN_MIRROR", "http://deb.debian.org/debian"),
+            debian_mirror=env.get(apt_sources.ENV_VAR, ""),  # "": the host's apt sources
             min_level=_level(env.get("COMMONSHELF_MIN_LEVEL", "")),
         )
 
 
 def _level(text: str) -> int:
     """COMMONSHELF_MIN_LEVEL: a level from 0 to the top one (the default)."""
-    from commonshelf.ci.matrix import MAX_LEVEL
-    from commonshelf.platform.errors import CommonshelfError
-
     if not text.strip():
         return MAX_LEVEL
     if not text.strip().isdigit() or not 0 <= int(text) <= MAX_LEVEL:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from commonshelf.platform.errors import CommonshelfError, RecipeError
-from commonshelf.platform.loaders import read_yaml
+from commonshelf.platform.loaders import COMPOSE, load_yaml
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|us|ns|h|m|s)")
 _UNIT_NS = {"h": 3600e9, "m": 60e9, "s": 1e9, "ms": 1e6, "us": 1e3, "ns": 1.0}
@@ -101,7 +101,7 @@ def named_volumes(spec: Any) -> list[tuple[str, str]]:
 
 
 def load_compose(path: Path) -> dict[str, Any]:
-    compose = read_yaml(path)
+    compose = load_yaml(path, COMPOSE)
     if not isinstance(compose, dict) or not isinstance(compose.get("services"), dict):
         raise RecipeError(f"{path}: no 'services' mapping.", "declare the stack's services.")
     return compose

@@ -9,22 +9,20 @@ recipe is never rebuilt, retested or re-released.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import semver
 
 from commonshelf.platform.errors import RecipeError
-from commonshelf.platform.loaders import read_yaml
+from commonshelf.platform.loaders import RECIPE, load_yaml
 from commonshelf.recipes.compose import load_compose
+from commonshelf.recipes.manifest_schema import schema_file_for as schema_file_for
+from commonshelf.recipes.manifest_schema import validate_manifest as validate_manifest
 
-SCHEMA_PATH = Path("schemas") / "recipe.schema.json"
 IGNORED_PARTS = frozenset({"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"})
 
 
@@ -86,47 +84,6 @@ class Recipe:
         return content_hash(self.path)
 
 
-@cache
-def _schema(schema_file: Path) -> dict[str, Any]:
-    loaded: dict[str, Any] = json.loads(schema_file.read_text(encoding="utf-8"))
-    return loaded
-
-
-def schema_file_for(recipe_dir: Path) -> Path:
-    """The schema of the shelf holding `recipe_dir` (nearest `shared/schemas/` above it),
-    else the one in the checkout this package runs from."""
-    for parent in recipe_dir.resolve().parents:
-        candidate = parent / "shared" / SCHEMA_PATH
-        if candidate.is_file():
-            return candidate
-    return Path(__file__).resolve().parents[3] / "shared" / SCHEMA_PATH
-
-
-@cache
-def validator_for(schema_file: Path) -> jsonschema.Draft202012Validator:
-    """The compiled validator of a schema file (read once per process)."""
-    return jsonschema.Draft202012Validator(_schema(schema_file))
-
-
-def validate_manifest(manifest: Any, path: Path, schema_file: Path) -> None:
-    errors = sorted(
-        validator_for(schema_file).iter_errors(manifest), key=lambda e: list(e.absolute_path)
-    )
-    if errors:
-        first = errors[0]
-        where = ".".join(str(p) for p in first.absolute_path) or "(top level)"
-        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        described = first.schema.get("description") if isinstance(first.schema, dict) else None
-        if first.validator == "pattern" and described:
-            message = f"{first.instance!r} is not valid: {described.rstrip('.')}"
-        else:
-            message = first.message
-        raise RecipeError(
-            f"{path}: field '{where}': {message}{more}.",
-            f"correct it to match {schema_file.name} (see docs/packaging.md).",
-        )
-
-
 def load_recipe(recipe_dir: Path, schema_file: Path | None = None) -> Recipe:
     """Load and validate `recipe_dir/recipe.yml` against the schema and its compose file."""
     recipe_dir = recipe_dir.resolve()
@@ -135,7 +92,7 @@ def load_recipe(recipe_dir: Path, schema_file: Path | None = None) -> Recipe:
             f"{recipe_dir} is not a recipe folder.", "check the app name (`invoke --list`)."
         )
     manifest_path = recipe_dir / "recipe.yml"
-    manifest = read_yaml(manifest_path)
+    manifest = load_yaml(manifest_path, RECIPE)
     schema_file = schema_file or schema_file_for(recipe_dir)
     validate_manifest(manifest, manifest_path, schema_file)
     if manifest["name"] != recipe_dir.name:

@@ -12,26 +12,34 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import docker
+import msgspec
 import semver
 import yaml
 
 from commonshelf.catalogue import signing
-from commonshelf.catalogue.catalog import Catalog
+from commonshelf.catalogue.catalog import Catalog, ReleasedVersion
+from commonshelf.catalogue.contract import (
+    CheckOutcome,
+    PlatformComponent,
+    ScanSummary,
+    ServiceImage,
+    TestSummary,
+    VersionEntry,
+    Vetting,
+)
+from commonshelf.catalogue.from_recipe import runtime_for
+from commonshelf.catalogue.notes import append_releases, release_notes
 from commonshelf.ci import images
 from commonshelf.ci.evidence import Evidence, EvidenceStore, now_iso
-from commonshelf.ci.history import ReleasedVersion
 from commonshelf.platform import vcs
 from commonshelf.platform.errors import ReleaseError
-from commonshelf.platform.fsutil import write_bytes_atomic, write_text_atomic
+from commonshelf.platform.fsutil import write_bytes_atomic
 from commonshelf.platform.settings import Settings
+from commonshelf.recipes.compose import load_compose
 from commonshelf.recipes.model import Recipe, changelog_entry
 
-RELEASES_HEADER = (
-    "# Releases\n\nEach entry is one publication of the signed catalogue, newest first.\n"
-)
 PROXY = "proxy"
 
 
@@ -46,7 +54,7 @@ class ReleaseOutcome:
 
 
 def pinned_compose(recipe: Recipe, pins: dict[str, str]) -> bytes:
-    compose = recipe.compose()
+    compose = recipe.compose()  # read through the bounded loader
     for service, ref in pins.items():
         compose["services"][service]["image"] = ref
     header = f"# {recipe.name} {recipe.version}: images pinned by digest by the release job.\n"
@@ -55,54 +63,66 @@ def pinned_compose(recipe: Recipe, pins: dict[str, str]) -> bytes:
 
 def _push_all(
     client: docker.DockerClient, settings: Settings, recipe: Recipe, evidence: Evidence
-) -> dict[str, dict[str, str]]:
-    built: dict[str, dict[str, str]] = evidence.gates["build"]["images"]
+) -> dict[str, ServiceImage]:
+    if evidence.gates.build is None:
+        raise ReleaseError(
+            f"{recipe.name}: no build evidence.", f"run `invoke build {recipe.name}`."
+        )
     pushed = {}
-    for service, info in sorted(built.items()):
-        local = client.images.get(info["ref"])
-        if local.id != info["id"]:
+    for service, info in sorted(evidence.gates.build.images.items()):
+        local = client.images.get(info.ref)
+        if local.id != info.id:
             raise ReleaseError(
-                f"{recipe.name}/{service}: the local image {info['ref']} is not the one CI tested.",
+                f"{recipe.name}/{service}: the local image {info.ref} is not the one CI tested.",
                 f"rebuild and retest with `invoke build {recipe.name} && invoke test "
                 f"{recipe.name} && invoke scan {recipe.name}`.",
             )
         repository = images.local_repository(recipe, service)
-        digest = images.push(client, info["ref"], settings.registry, repository, recipe.image_tag)
-        pushed[service] = {"image": f"{settings.registry}/{repository}@{digest}", "digest": digest}
+        digest = images.push(client, info.ref, settings.registry, repository, recipe.image_tag)
+        pushed[service] = ServiceImage(
+            image=f"{settings.registry}/{repository}@{digest}", digest=digest
+        )
     return pushed
 
 
 def _version_entry(
     recipe: Recipe,
     evidence: Evidence,
-    pushed: dict[str, dict[str, str]],
-    compose_target: str,
+    pushed: dict[str, ServiceImage],
     commit: str,
     released_at: str | None = None,
-) -> dict[str, Any]:
-    tests = evidence.gates["test"]
-    scan = evidence.gates["scan"]
-    return {
-        "released": released_at or now_iso(),
-        "commit": commit,
-        "content_hash": evidence.content_hash,
-        "compose": compose_target,
-        "main": {
-            "service": recipe.main.service,
-            "port": recipe.main.port,
-            "health": recipe.main.health,
-            "timeout": recipe.main.timeout,
-        },
-        "data": [{"volume": d.volume, "service": d.service, "path": d.path} for d in recipe.data],
-        "services": pushed,
-        "tests": {
-            k: tests.get(k) for k in ("tests_passed", "tests_failed", "tests_skipped", "summary")
-        },
-        "level": tests.get("level"),
-        "checks": {c["check"]: c["status"] for c in tests.get("matrix", [])},
-        "scan": {k: scan.get(k) for k in ("counts", "fail_on", "vuln_db", "summary")},
-        "changes": changelog_entry(recipe.path, recipe.version) or "",
-    }
+) -> VersionEntry:
+    """The catalogue entry: the runtime contract (as the matrix ran it) and CI's proof."""
+    tests, scan = evidence.gates.test, evidence.gates.scan
+    if tests is None or scan is None:
+        raise ReleaseError(f"{recipe.name}: evidence without test or scan gate.")
+    return VersionEntry(
+        released=released_at or now_iso(),
+        commit=commit,
+        content_hash=evidence.content_hash,
+        runtime=runtime_for(recipe, pushed),
+        vetting=Vetting(
+            level=tests.level,
+            checks={
+                c.check: CheckOutcome(status=c.status, seconds=round(c.seconds, 1))
+                for c in tests.matrix
+            },
+            upgrade=tests.upgrade,
+            tests=TestSummary(
+                passed=tests.tests_passed,
+                failed=tests.tests_failed,
+                skipped=tests.tests_skipped,
+                summary=tests.summary,
+            ),
+            scan=ScanSummary(
+                counts=scan.counts,
+                fail_on=scan.fail_on,
+                summary=scan.summary,
+                vuln_db=scan.vuln_db,
+            ),
+        ),
+        changes=changelog_entry(recipe.path, recipe.version) or "",
+    )
 
 
 def _release_proxy(
@@ -117,29 +137,21 @@ def _release_proxy(
     proxy = images.build_platform(
         client, settings, PROXY, base_tag, revision=commit, source=vcs.source_url(settings.root)
     )
-    current = catalog.platform.get(PROXY, {})
-    if current.get("version") == proxy.version:
+    current = catalog.platform.get(PROXY)
+    if current is not None and current.version == proxy.version:
         return False
     repository = f"commonshelf/{PROXY}"
     digest = images.push(client, proxy.ref, settings.registry, repository, proxy.version)
     image = f"{settings.registry}/{repository}@{digest}"
-    compose = yaml.safe_load((settings.shared_dir / PROXY / "compose.yml").read_text())
+    compose = load_compose(settings.shared_dir / PROXY / "compose.yml")
     compose["services"][PROXY]["image"] = image
     target = f"platform/{PROXY}/compose.yml"
     targets[target] = yaml.safe_dump(compose, sort_keys=False).encode()
-    catalog.platform[PROXY] = {
-        "version": proxy.version,
-        "image": image,
-        "digest": digest,
-        "compose": target,
+    catalog.platform = {
+        **catalog.platform,
+        PROXY: PlatformComponent(version=proxy.version, image=image, digest=digest, compose=target),
     }
     return True
-
-
-def _release_notes(catalog: Catalog, notes: list[str], targets_version: int) -> str:
-    lines = [f"## {catalog.generated} — catalogue version {targets_version}", ""]
-    lines.extend(notes)
-    return "\n".join(lines) + "\n"
 
 
 def release(
@@ -171,7 +183,7 @@ def release(
         content = recipe.content_hash()
         released = catalog.versions(recipe.name)
         if recipe.version in released:
-            if released[recipe.version].get("content_hash") == content:
+            if released[recipe.version].content_hash == content:
                 outcome.unchanged.append((recipe.name, recipe.version))
             else:
                 outcome.refused.append(
@@ -192,7 +204,7 @@ def release(
         if not evidence.passed:
             outcome.refused.append((recipe.name, "; ".join(evidence.missing_or_failed())))
             continue
-        level = int(evidence.gates["test"].get("level") or 0)
+        level = evidence.gates.test.level if evidence.gates.test else 0
         if level < settings.min_level:
             outcome.refused.append(
                 (
@@ -205,29 +217,34 @@ def release(
             continue
         say(f"Releasing {recipe.name} {recipe.version}")
         pushed = _push_all(client, settings, recipe, evidence)
-        compose_target = f"apps/{recipe.name}/{recipe.version}/compose.yml"
-        targets[compose_target] = pinned_compose(recipe, {s: p["image"] for s, p in pushed.items()})
         entry = _version_entry(
-            recipe, evidence, pushed, compose_target, commit, rebuilt.released if rebuilt else None
+            recipe, evidence, pushed, commit, rebuilt.released if rebuilt else None
         )
         if rebuilt:
-            entry["rebuilt"] = now_iso()
+            entry = msgspec.structs.replace(entry, rebuilt=now_iso())
+        targets[entry.runtime.compose] = pinned_compose(
+            recipe, {s: p.image for s, p in pushed.items()}
+        )
         catalog.add_version(
-            recipe.name,
-            {"title": recipe.title, "description": recipe.description, "category": recipe.category},
-            recipe.version,
-            entry,
+            recipe.name, recipe.title, recipe.description, recipe.category, recipe.version, entry
         )
         outcome.released.append((recipe.name, recipe.version))
-        images_line = ", ".join(f"{s} `{p['digest'][:19]}…`" for s, p in pushed.items())
+        images_line = ", ".join(f"{s} `{p.digest[:19]}…`" for s, p in pushed.items())
+        upgrade = entry.vetting.upgrade
+        probed = (
+            f"; upgrade from {upgrade.from_version} on Swarm: {upgrade.probes} probes, "
+            f"{upgrade.failed} failed"
+            if upgrade
+            else ""
+        )
         notes.append(
             f"- **{recipe.title}** `{recipe.name}` {recipe.version} — tests: "
-            f"{entry['tests']['summary']}; scan: {entry['scan']['summary']}; "
+            f"{entry.vetting.tests.summary}{probed}; scan: {entry.vetting.scan.summary}; "
             f"images: {images_line}"
         )
-        notes.extend(f"  {line}" for line in entry["changes"].splitlines() if line.strip())
+        notes.extend(f"  {line}" for line in entry.changes.splitlines() if line.strip())
     if _release_proxy(client, settings, catalog, base_tag, commit, targets):
-        notes.append(f"- Installation proxy {catalog.platform[PROXY]['version']}")
+        notes.append(f"- Installation proxy {catalog.platform[PROXY].version}")
     if targets:
         catalog.generated = now_iso()
         catalog.commit = commit
@@ -238,16 +255,5 @@ def release(
     if targets:
         write_bytes_atomic(settings.catalog_path, targets["catalog.json"])
         if not rebuilt:
-            _append_releases(settings, _release_notes(catalog, notes, result.targets_version))
+            append_releases(settings, release_notes(catalog, notes, result.targets_version))
     return outcome
-
-
-def _append_releases(settings: Settings, entry: str) -> None:
-    try:
-        text = settings.releases_path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        text = RELEASES_HEADER
-    if not text.startswith(RELEASES_HEADER):
-        text = RELEASES_HEADER + "\n" + text
-    body = text[len(RELEASES_HEADER) :].lstrip("\n")
-    write_text_atomic(settings.releases_path, f"{RELEASES_HEADER}\n{entry}\n{body}".rstrip() + "\n")

@@ -1,0 +1,167 @@
+"""A throw-away installation for the standard matrix: the agent's own deployer, on Swarm,
+behind its own proxy, in a namespace of its own.
+
+Everything it makes — stacks, the overlay network, secrets, volumes — carries the
+namespace prefix `csm-<scope>-`, so recipes rehearsed side by side never meet, and
+`close()` removes all of it (the data volumes included: this installation is a test).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import socket
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+import requests
+
+from commonshelf.catalogue.contract import Runtime
+from commonshelf.installation import swarm
+from commonshelf.installation.deployer import STACK_LABEL, Deployer
+from commonshelf.installation.state import InstallationConfig
+
+
+@dataclass(frozen=True)
+class Deployable:
+    """One version as the agent would be handed it: its contract and compose file."""
+
+    version: str
+    runtime: Runtime
+    compose: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class PinnedProxy:
+    compose: dict[str, Any]
+    image: str  # pinned by digest
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Rehearsal:
+    """An installation in a temporary home with its proxy on a free loopback port."""
+
+    def __init__(self, client: docker.DockerClient, scope: str, proxy: PinnedProxy) -> None:
+        self.client = client
+        self.namespace = f"csm-{scope}-"
+        self.home = Path(tempfile.mkdtemp(prefix="commonshelf-rehearsal-"))
+        self.config = InstallationConfig(
+            repository="rehearsal:", http_port=free_port(), namespace=self.namespace
+        )
+        self.deployer = Deployer(client, self.home, self.config)
+        self.proxy = proxy
+        self._proxy_up = False
+
+    def ensure_proxy(self) -> None:
+        if not self._proxy_up:
+            self.deployer.deploy_proxy(self.proxy.compose, self.proxy.image)
+            self._proxy_up = True
+
+    def stacks(self) -> list[str]:
+        names = {
+            str(s.attrs["Spec"]["Labels"].get(STACK_LABEL, "")) for s in self.client.services.list()
+        }
+        return sorted(n for n in names if n.startswith(self.namespace))
+
+    def close(self) -> None:
+        """Remove every stack, secret, volume and network of the namespace, and the home."""
+        for stack in self.stacks():
+            with contextlib.suppress(Exception):
+                swarm.remove(self.client, stack)
+        for secret in self.client.secrets.list():
+            if secret.name.startswith(self.namespace):
+                with contextlib.suppress(docker.errors.APIError):
+                    secret.remove()
+        for volume in self.client.volumes.list():
+            if volume.name.startswith(self.namespace):
+                with contextlib.suppress(docker.errors.APIError):
+                    volume.remove(force=True)
+        for network in self.client.networks.list(names=[self.config.network]):
+            with contextlib.suppress(docker.errors.APIError):
+                network.remove()
+        shutil.rmtree(self.home, ignore_errors=True)
+
+
+@dataclass
+class Prober:
+    """GETs a path through the proxy every `interval` seconds on a thread, counting answers
+    that are not 200 (connection errors included), while an update runs."""
+
+    deployer: Deployer
+    app: str
+    path: str
+    interval: float = 0.1
+    limit: float = 600.0  # a probe run never outlives this, whatever happens to the caller
+    probes: int = 0
+    failed: int = 0
+    failures: list[str] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def __enter__(self) -> Prober:
+        self._thread = threading.Thread(target=self._run, name=f"probe-{self.app}", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=15)
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + self.limit
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            started = time.monotonic()
+            self.probes += 1
+            try:
+                answer = self.deployer.get(self.app, self.path, timeout=5)
+                if answer.status_code != 200:
+                    self.failed += 1
+                    self.failures.append(f"HTTP {answer.status_code}")
+            except requests.RequestException as exc:
+                self.failed += 1
+                self.failures.append(type(exc).__name__)
+            self._stop.wait(max(0.0, self.interval - (time.monotonic() - started)))
+
+
+class SwarmApp:
+    """The `app` handed to a recipe's seed hooks during the matrix: its stack on Swarm,
+    reached through the proxy (same methods as the harness's RunningStack)."""
+
+    def __init__(self, deployer: Deployer, app: str, runtime: Runtime) -> None:
+        self.deployer = deployer
+        self.app = app
+        self.runtime = runtime
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.deployer.config.http_port}"
+
+    def url(self, path: str = "/") -> str:
+        return self.base_url + path
+
+    def get(self, path: str = "/", **kwargs: Any) -> requests.Response:
+        headers = {"Host": self.deployer.config.hostname(self.app), **kwargs.pop("headers", {})}
+        kwargs.setdefault("timeout", 10)
+        return requests.get(self.url(path), headers=headers, **kwargs)
+
+    def exec(self, command: str | list[str], service: str | None = None, user: str = "") -> str:
+        return self.deployer.exec(self.app, service or self.runtime.main.service, command, user)
+
+    def restart(self, service: str | None = None) -> None:
+        self.deployer.restart(self.app, service, timeout=self.runtime.main.timeout + 60)
+
+    def logs(self, service: str, lines: int = 30) -> str:
+        raw = self.deployer.container(self.app, service).logs(tail=lines)
+        return raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)

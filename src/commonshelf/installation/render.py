@@ -1,0 +1,113 @@
+"""Turn a version's compose file and its contract into the stack an installation deploys.
+
+The agent and the standard matrix both render through here, so CI runs exactly
+what installations run: images pinned by digest, `dnsrr` endpoints (no IPVS
+needed), the main service on the proxy's overlay network, secrets as external
+Swarm secrets owned by the app's stack, settings filled into `${KEY}` references.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+from typing import Any
+
+from commonshelf.catalogue.contract import Runtime
+from commonshelf.installation.state import InstallationConfig
+from commonshelf.platform.errors import DeployError
+
+PROXY = "proxy"
+APPS_NETWORK = "commonshelf-apps"
+_REFERENCE = re.compile(r"\$\{([A-Z][A-Z0-9_]*)\}")
+
+
+def secret_name(stack: str, secret: str) -> str:
+    """The Swarm secret that holds an app's generated secret."""
+    return f"{stack}_{secret}"
+
+
+def _fill(value: Any, settings: dict[str, str]) -> Any:
+    if not isinstance(value, str):
+        return value
+    return _REFERENCE.sub(lambda m: settings.get(m.group(1), m.group(0)), value)
+
+
+def render_app(
+    compose: dict[str, Any],
+    runtime: Runtime,
+    config: InstallationConfig,
+    app: str,
+    settings: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """The recipe's compose file as this installation runs it."""
+    try:
+        runtime.check_pinned()
+    except Exception as exc:
+        raise DeployError(str(exc)) from None
+    values = {name: str(spec.default) for name, spec in runtime.settings.items()}
+    values.update(settings or {})
+    rendered = copy.deepcopy(compose)
+    services: dict[str, Any] = rendered.get("services") or {}
+    for name, spec in services.items():
+        pinned = runtime.services.get(name)
+        image = pinned.image if pinned else str(spec.get("image", ""))
+        if "@sha256:" not in image:
+            raise DeployError(
+                f"service '{name}': image '{image}' is not pinned by digest; refusing to run it.",
+                "republish the catalogue with `invoke release`, which pins every image.",
+            )
+        spec["image"] = image
+        spec.pop("build", None)
+        spec.setdefault("deploy", {})["endpoint_mode"] = "dnsrr"
+        env = spec.get("environment")
+        if isinstance(env, dict):
+            spec["environment"] = {k: _fill(v, values) for k, v in env.items()}
+        elif isinstance(env, list):
+            spec["environment"] = [_fill(item, values) for item in env]
+    main = services.get(runtime.main.service)
+    if main is None:
+        raise DeployError(
+            f"The compose file of {app} has no main service '{runtime.main.service}'.",
+            "republish the catalogue with `invoke release`.",
+        )
+    networks = main.get("networks") or ["default"]
+    if isinstance(networks, dict):
+        main["networks"] = {**networks, APPS_NETWORK: None}
+    else:
+        main["networks"] = [*networks, APPS_NETWORK]
+    rendered.setdefault("networks", {})[APPS_NETWORK] = {"external": True, "name": config.network}
+    stack = config.stack(app)
+    for name in runtime.secrets:
+        rendered.setdefault("secrets", {})[name] = {
+            "external": True,
+            "name": secret_name(stack, name),
+        }
+    return rendered
+
+
+def render_proxy(
+    compose: dict[str, Any], image: str, config: InstallationConfig, routes_dir: Path
+) -> dict[str, Any]:
+    """The installation's proxy stack: its host port, its routes folder, its network."""
+    if "@sha256:" not in image:
+        raise DeployError(
+            f"proxy: image '{image}' is not pinned by digest; refusing to run it.",
+            "republish the catalogue with `invoke release`, which pins every image.",
+        )
+    rendered = copy.deepcopy(compose)
+    proxy = rendered["services"][PROXY]
+    proxy["image"] = image
+    proxy["ports"] = [
+        {"target": 8080, "published": config.http_port, "protocol": "tcp", "mode": "host"}
+    ]
+    proxy["volumes"] = [
+        {
+            "type": "bind",
+            "source": str(routes_dir),
+            "target": "/etc/commonshelf/proxy",
+            "read_only": True,
+        }
+    ]
+    rendered["networks"]["apps"]["name"] = config.network
+    return rendered
