@@ -59,7 +59,9 @@ def test_render_app_refuses_unpinned_images_in_one_line() -> None:
 )
 def test_a_contract_with_an_unpinned_image_is_refused_in_one_line(image: str) -> None:
     runtime = _runtime(services={"app": ServiceImage(image=image, digest="")})
-    with pytest.raises(DeployError, match=r"service 'app': image .* is not pinned by digest") as caught:
+    with pytest.raises(
+        DeployError, match=r"service 'app': image .* is not pinned by digest"
+    ) as caught:
         render_app({"services": {"app": {"image": PINNED}}}, runtime, CONFIG, "web")
     assert "\n" not in str(caught.value) and "invoke release" in str(caught.value)
 
@@ -77,7 +79,7 @@ def test_settings_fill_environment_references() -> None:
             "WORKERS": Setting(default=2, description="worker processes"),
         }
     )
-    compose = {
+    compose: dict[str, Any] = {
         "services": {
             "app": {
                 "image": "x",
@@ -127,7 +129,7 @@ def test_contract_secrets_become_external_swarm_secrets_of_the_stack() -> None:
 
 
 def test_render_proxy_uses_the_installation_port_and_routes(tmp_path: Path) -> None:
-    compose = {
+    compose: dict[str, Any] = {
         "services": {"proxy": {"image": "p", "ports": [], "volumes": []}},
         "networks": {"apps": {"external": True, "name": "commonshelf-apps"}},
     }
@@ -195,18 +197,12 @@ def test_a_broken_config_record_is_one_line_naming_the_file(
     assert "config.json" in err and "$.http_port" in err and "Traceback" not in err
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="src bug: installation/cli.py:142 (and :132 for init) call dataclasses.asdict on "
-    "msgspec Structs (Installed, InstallationConfig)",
-)
 def test_install_json_prints_the_record(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     import json
 
-    from commonshelf.installation import cli
+    from commonshelf.installation import agent, cli
 
     record = Installed(
         app="web",
@@ -218,7 +214,7 @@ def test_install_json_prints_the_record(
         main_port=8080,
         installed_at="2026-01-01T00:00:00Z",
     )
-    monkeypatch.setattr(cli.Agent, "install", lambda self, app, version: (record, True))
+    monkeypatch.setattr(agent.Agent, "install", lambda self, app, version: (record, True))
     assert cli.main(["--home", str(tmp_path), "--json", "install", "web"]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["app"] == "web" and shown["changed"] is True

@@ -12,8 +12,8 @@ import pytest
 from commonshelf.catalogue.catalog import Catalog, ReleasedVersion, released_records
 from commonshelf.catalogue.contract import MainService, Runtime, VersionEntry, Vetting
 from commonshelf.ci.history import checkout, needs_rebuild
-from commonshelf.platform.settings import Settings
 from commonshelf.platform.errors import ReleaseError
+from commonshelf.platform.settings import Settings
 from commonshelf.recipes.model import content_hash
 
 REPO = Path(__file__).resolve().parents[2]

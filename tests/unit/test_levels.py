@@ -95,7 +95,12 @@ def test_to_dict_is_plain_data() -> None:
     data = result.to_dict()
     assert data["level"] == data["max_level"] == MAX_LEVEL and data["passed"] is True
     assert [c["check"] for c in data["checks"]] == list(CHECKS)
-    assert data["checks"][0] == {"check": "install", "status": "passed", "seconds": 0.1, "detail": ""}
+    assert data["checks"][0] == {
+        "check": "install",
+        "status": "passed",
+        "seconds": 0.1,
+        "detail": "",
+    }
     assert _result(ALL, lint=None).to_dict()["lint"] is None
 
 

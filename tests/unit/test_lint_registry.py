@@ -23,7 +23,7 @@ from commonshelf.recipes.lint import (
 )
 from commonshelf.recipes.lint.docs import BEGIN, END, rules_block, update_rules_doc
 from commonshelf.recipes.lint.registry import RULE_ID
-from commonshelf.recipes.lint.shelf import _released_hash
+from commonshelf.recipes.lint.shelf import _released_hash, load_released
 from commonshelf.recipes.model import load_recipe
 
 REPO = Path(__file__).resolve().parents[2]
@@ -154,3 +154,14 @@ def test_released_hash_reads_mapping_and_model_entries() -> None:
     assert _released_hash({"content_hash": "abc"}) == "abc"
     assert _released_hash(SimpleNamespace(content_hash="abc")) == "abc"
     assert _released_hash({}) is None
+
+
+def test_released_versions_are_read_from_known_catalogue_schemas_only(tmp_path: Path) -> None:
+    released = load_released(REPO / "catalog.json")
+    assert released is not None and released.versions("custom-html")
+    old = load_released(REPO / "tests/fixtures/broken/R005-changed-not-bumped/catalog.json")
+    assert old is not None and list(old.versions("fixture-app")) == ["0.1.0+1.22.1"]
+    (tmp_path / "future.json").write_text('{"schema": 99, "apps": {}}')
+    (tmp_path / "broken.json").write_text('{"schema": 2,')
+    for name in ("future.json", "broken.json", "missing.json"):
+        assert load_released(tmp_path / name) is None

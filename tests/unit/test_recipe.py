@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from commonshelf.catalogue.contract import is_pinned
 from commonshelf.platform.errors import RecipeError
 from commonshelf.recipes.model import content_hash, discover, load_recipe
 
@@ -92,7 +93,7 @@ def test_content_hash_tracks_bytes_names_and_exec_bit(tmp_path: Path) -> None:
 
 def test_the_runtime_contract_comes_from_the_manifest() -> None:
     from commonshelf.catalogue.contract import DataVolume, MainService, ServiceImage
-    from commonshelf.catalogue.from_recipe import compose_target, runtime_for
+    from commonshelf.ci.contract_for import compose_target, runtime_for
 
     recipe = load_recipe(REPO / "recipes" / "custom-html")
     digest = "sha256:" + "c" * 64
@@ -113,11 +114,11 @@ def test_the_runtime_contract_comes_from_the_manifest() -> None:
     assert runtime.architectures == ("amd64", "arm64")
     assert runtime.resources.memory_mb == 32 and runtime.migration.kind == "none"
     assert runtime.backup is None and runtime.secrets == {} and runtime.settings == {}
-    runtime.check_pinned()
+    assert all(is_pinned(s.image) for s in runtime.services.values())
 
 
 def test_settings_and_secrets_of_the_manifest_are_typed(shelf: Path) -> None:
-    from commonshelf.catalogue.from_recipe import runtime_for
+    from commonshelf.ci.contract_for import runtime_for
 
     recipe_dir = shelf / "recipes" / "custom-html"
     _edit(

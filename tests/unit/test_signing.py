@@ -9,9 +9,10 @@ import pytest
 from tuf.api.metadata import Metadata, Root, Snapshot, Targets, Timestamp
 
 from commonshelf.catalogue import signing
-from commonshelf.catalogue.from_recipe import compose_target
 from commonshelf.catalogue.signing import Expiry, Publisher, load_or_create_keys
+from commonshelf.ci.contract_for import compose_target
 from commonshelf.platform.errors import ReleaseError, TrustError
+from commonshelf.platform.fsutil import write_bytes_atomic
 
 COMPOSE = compose_target("web", "1.0.0+1.2")  # where the release puts a version's compose file
 
@@ -112,7 +113,7 @@ def test_a_failed_publish_leaves_public_byte_identical(
     public = tmp_path / "public"
     Publisher(public, keys).publish({"catalog.json": b"1"})
     before = _snapshot_of(public)
-    real = signing.write_bytes_atomic
+    real = write_bytes_atomic
 
     def failing(path: Path, data: bytes, mode: int = 0o644) -> None:
         if path.name.endswith(".snapshot.json"):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from commonshelf.ci.trivydb import WRITER_MARK, PAGE_SIZE, Advisory, _fnv1a64, write_trivy_db
+from commonshelf.ci.trivydb import PAGE_SIZE, WRITER_MARK, Advisory, _fnv1a64, write_trivy_db
 
 
 def _read_bucket(data: bytes, page_id: int) -> dict[bytes, object]:
@@ -53,10 +53,10 @@ def test_advisories_round_trip_including_overflow_pages(tmp_path: Path) -> None:
     assert isinstance(debian, dict) and len(debian) == 7
     pkg0 = debian[b"pkg0"]
     assert isinstance(pkg0, dict)
-    assert json.loads(pkg0[b"CVE-2099-0000"]) == {"FixedVersion": "9.9"}  # type: ignore[arg-type]
+    assert json.loads(pkg0[b"CVE-2099-0000"]) == {"FixedVersion": "9.9"}
     vulns = root[b"vulnerability"]
     assert isinstance(vulns, dict) and len(vulns) == 300
-    assert json.loads(vulns[b"CVE-2099-0299"])["Severity"] == "HIGH"  # type: ignore[arg-type]
+    assert json.loads(vulns[b"CVE-2099-0299"])["Severity"] == "HIGH"
     metadata = json.loads((tmp_path / "db" / "metadata.json").read_text())
     assert metadata[WRITER_MARK] == 300  # scan reads how many advisories the DB holds
 

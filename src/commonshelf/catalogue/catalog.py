@@ -16,7 +16,7 @@ import semver
 
 from commonshelf.catalogue.contract import AppEntry, PlatformComponent, VersionEntry
 from commonshelf.platform.errors import CommonshelfError
-from commonshelf.platform.loaders import CATALOGUE, load_json_bytes
+from commonshelf.platform.loaders import CATALOGUE, InputError, load_json_bytes
 
 SCHEMA = 2
 
@@ -38,7 +38,10 @@ class Catalog(msgspec.Struct, kw_only=True):
 
     @classmethod
     def from_bytes(cls, data: bytes, origin: str = "catalog.json") -> Catalog:
-        raw = load_json_bytes(data, origin, CATALOGUE)
+        try:
+            raw = load_json_bytes(data, origin, CATALOGUE)
+        except InputError as exc:
+            raise CatalogError(exc.what, exc.fix) from None
         found = raw.get("schema") if isinstance(raw, dict) else None
         if found != SCHEMA:
             raise CatalogError(
@@ -115,6 +118,14 @@ class Catalog(msgspec.Struct, kw_only=True):
         }
 
 
+def _check_version(origin: str, app: str, version: str) -> None:
+    if not semver.Version.is_valid(version):
+        raise CatalogError(
+            f"{origin}: {app} lists version '{version}', which is not <semver>+<upstream>.",
+            "republish the catalogue with `invoke release`.",
+        )
+
+
 class ReleasedVersion(msgspec.Struct, frozen=True, kw_only=True):
     """One version as a committed catalogue records it: enough to rebuild it from git."""
 
@@ -128,14 +139,27 @@ class ReleasedVersion(msgspec.Struct, frozen=True, kw_only=True):
 def released_records(data: bytes, origin: str) -> list[ReleasedVersion]:
     """(app, version, commit, content hash, released) of every version a catalogue lists,
     read from any schema so far: what rebuilding released versions from git needs."""
-    raw = load_json_bytes(data, origin, CATALOGUE)
+    try:
+        raw = load_json_bytes(data, origin, CATALOGUE)
+    except InputError as exc:
+        raise CatalogError(exc.what, exc.fix) from None
     out = []
-    apps = raw.get("apps") if isinstance(raw, dict) else None
-    for app, entry in sorted((apps or {}).items()) if isinstance(apps, dict) else []:
+    apps = raw.get("apps", {}) if isinstance(raw, dict) else None
+    if not isinstance(apps, dict):
+        raise CatalogError(f"{origin}: 'apps' is not an object.", "restore catalog.json from git.")
+    for app, entry in sorted(apps.items()):
         versions = entry.get("versions") if isinstance(entry, dict) else None
-        for version, meta in (versions or {}).items() if isinstance(versions, dict) else []:
+        if not isinstance(versions, dict):
+            raise CatalogError(
+                f"{origin}: apps.{app}.versions is not an object.", "restore catalog.json from git."
+            )
+        for version, meta in versions.items():
+            _check_version(origin, str(app), str(version))
             if not isinstance(meta, dict):
-                raise CatalogError(f"{origin}: apps.{app}.versions.{version} is not an object.")
+                raise CatalogError(
+                    f"{origin}: apps.{app}.versions.{version} is not an object.",
+                    "restore catalog.json from git.",
+                )
             out.append(
                 ReleasedVersion(
                     app=str(app),

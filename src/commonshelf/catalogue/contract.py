@@ -2,11 +2,12 @@
 
 The release job writes it into `catalog.json`; the standard matrix (CI) and the
 installation agent read it from there and nowhere else, so what CI vetted is what
-installations run. Models are `msgspec` Structs: decoding checks every type with the
-path of the first wrong field (`$.apps.x.versions.1.0.0+1.runtime.main.port`), the
-JSON Schema in `shared/schemas/catalog.schema.json` is generated from these same
-classes, and the agent pays no reflection cost on small machines. (Dataclasses would
-need a hand-written decoder; pydantic is ten times the size for the same checks.)
+installations run. Models are `msgspec` Structs: decoding checks every type and names
+the first wrong field by its path (`$.apps[...].versions[...].runtime.main.port`), the
+JSON Schema `shared/schemas/catalog.schema.json` is generated from these same classes
+(`catalogue.schema`), and the agent pays no reflection cost on small machines.
+(Dataclasses would need a hand-written decoder; pydantic is ten times the size for
+the same checks.)
 """
 
 from __future__ import annotations
@@ -18,8 +19,12 @@ import msgspec
 
 from commonshelf.platform.errors import CommonshelfError
 
-Severity = Literal["CRITICAL", "HIGH", "MEDIUM", "LOW", "UNKNOWN"]
-DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+PINNED = re.compile(r"^[^@\s]+@sha256:[0-9a-f]{64}$")
+
+
+def is_pinned(image: str) -> bool:
+    """`image` names its content by digest (REPOSITORY@sha256:<64 hex>)."""
+    return bool(PINNED.match(image))
 
 
 class ServiceImage(msgspec.Struct, frozen=True, kw_only=True):
@@ -80,10 +85,18 @@ class Setting(msgspec.Struct, frozen=True, kw_only=True):
                 return lowered in ("true", "yes", "1")
             return kind(text)
         except ValueError:
+            noun = {"bool": "true or false", "int": "whole number", "float": "number"}.get(
+                kind.__name__, "text"
+            )
             raise CommonshelfError(
-                f"Setting {name}={text!r} is not a {kind.__name__}.",
-                f"give {name} a {kind.__name__} like its default {self.default!r}.",
+                f"Setting {name}={text!r} is not a {noun}.",
+                f"give {name} a {noun} like its default {self.text()}.",
             ) from None
+
+    def text(self, value: str | int | float | bool | None = None) -> str:
+        """A value as the app reads it from its environment (booleans as true/false)."""
+        value = self.default if value is None else value
+        return ("true" if value else "false") if isinstance(value, bool) else str(value)
 
 
 class Migration(msgspec.Struct, frozen=True, kw_only=True):
@@ -111,15 +124,6 @@ class Runtime(msgspec.Struct, frozen=True, kw_only=True):
     migration: Migration = Migration()
     resources: Resources = Resources()
     architectures: tuple[str, ...] = ("amd64",)
-
-    def check_pinned(self) -> None:
-        """Every image is pinned by digest (an installation refuses to run anything else)."""
-        for name, pinned in self.services.items():
-            if "@" not in pinned.image or not DIGEST.match(pinned.image.rpartition("@")[2]):
-                raise CommonshelfError(
-                    f"service '{name}': image '{pinned.image}' is not pinned by digest.",
-                    "republish the catalogue with `invoke release`, which pins every image.",
-                )
 
 
 class CheckOutcome(msgspec.Struct, frozen=True, kw_only=True):
@@ -186,8 +190,3 @@ class PlatformComponent(msgspec.Struct, frozen=True, kw_only=True):
     image: str
     digest: str
     compose: str
-
-
-def decode_error(origin: str, exc: msgspec.ValidationError) -> str:
-    """msgspec's message ('Expected `int`, got `str` - at `$.apps…`') with the file first."""
-    return f"{origin}: {exc}"

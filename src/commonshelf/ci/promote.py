@@ -29,9 +29,9 @@ from commonshelf.catalogue.contract import (
     VersionEntry,
     Vetting,
 )
-from commonshelf.catalogue.from_recipe import runtime_for
 from commonshelf.catalogue.notes import append_releases, release_notes
 from commonshelf.ci import images
+from commonshelf.ci.contract_for import runtime_for
 from commonshelf.ci.evidence import Evidence, EvidenceStore, now_iso
 from commonshelf.platform import vcs
 from commonshelf.platform.errors import ReleaseError

@@ -20,8 +20,8 @@ import semver
 
 from commonshelf.catalogue.catalog import Catalog
 from commonshelf.catalogue.contract import ServiceImage
-from commonshelf.catalogue.from_recipe import runtime_for
 from commonshelf.ci import images, scan
+from commonshelf.ci.contract_for import runtime_for
 from commonshelf.ci.evidence import (
     BuildGate,
     BuiltImage,

@@ -8,6 +8,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
+import msgspec
 from rich.table import Table
 
 from commonshelf.installation.agent import DEFAULT_HOME, Agent
@@ -129,7 +130,7 @@ def run(argv: list[str] | None = None) -> int:
             force=args.force,
         )
         if args.json:
-            console.print_json(asdict(config))
+            console.print_json(msgspec.to_builtins(config))
         else:
             console.out.print(
                 f"Subscribed to {config.repository}; proxy on port {config.http_port}."
@@ -139,7 +140,7 @@ def run(argv: list[str] | None = None) -> int:
     elif args.command == "install":
         record, changed = agent.install(args.app, args.version)
         if args.json:
-            console.print_json({**asdict(record), "changed": changed})
+            console.print_json({**msgspec.to_builtins(record), "changed": changed})
         else:
             verb = "Installed" if changed else "Already running"
             console.out.print(f"{verb} {record.app} {record.version} at {record.url}")

@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from commonshelf.catalogue.contract import Runtime
+from commonshelf.catalogue.contract import Runtime, is_pinned
 from commonshelf.installation.state import InstallationConfig
 from commonshelf.platform.errors import DeployError
 
@@ -41,18 +41,14 @@ def render_app(
     settings: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """The recipe's compose file as this installation runs it."""
-    try:
-        runtime.check_pinned()
-    except Exception as exc:
-        raise DeployError(str(exc)) from None
-    values = {name: str(spec.default) for name, spec in runtime.settings.items()}
+    values = {name: spec.text() for name, spec in runtime.settings.items()}
     values.update(settings or {})
     rendered = copy.deepcopy(compose)
     services: dict[str, Any] = rendered.get("services") or {}
     for name, spec in services.items():
         pinned = runtime.services.get(name)
         image = pinned.image if pinned else str(spec.get("image", ""))
-        if "@sha256:" not in image:
+        if not is_pinned(image):
             raise DeployError(
                 f"service '{name}': image '{image}' is not pinned by digest; refusing to run it.",
                 "republish the catalogue with `invoke release`, which pins every image.",
@@ -90,7 +86,7 @@ def render_proxy(
     compose: dict[str, Any], image: str, config: InstallationConfig, routes_dir: Path
 ) -> dict[str, Any]:
     """The installation's proxy stack: its host port, its routes folder, its network."""
-    if "@sha256:" not in image:
+    if not is_pinned(image):
         raise DeployError(
             f"proxy: image '{image}' is not pinned by digest; refusing to run it.",
             "republish the catalogue with `invoke release`, which pins every image.",

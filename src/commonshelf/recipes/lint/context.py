@@ -7,18 +7,25 @@ compose.yml loads and has services; which rule reports what is up to the rules.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 
-from commonshelf.catalogue.catalog import Catalog
 from commonshelf.platform.errors import CommonshelfError
 from commonshelf.platform.loaders import load_with_lines
 from commonshelf.recipes.lint.registry import Hit
 from commonshelf.recipes.manifest_schema import SchemaProblem, schema_file_for, schema_problems
+
+
+class ReleasedVersions(Protocol):
+    """What the version rules need of the catalogue (a `Catalog` is one): an app's
+    released versions, each entry holding the `content_hash` it was released with."""
+
+    def versions(self, app: str) -> Mapping[str, object]: ...
 
 
 def as_dict(value: Any) -> dict[str, Any]:
@@ -86,7 +93,7 @@ class RecipeContext:
         self,
         folder: Path,
         root: Path,
-        catalog: Catalog | None = None,
+        catalog: ReleasedVersions | None = None,
         today: dt.date | None = None,
     ) -> None:
         self.folder = folder
@@ -165,7 +172,7 @@ class ShelfContext:
         self,
         root: Path,
         linted: list[RecipeContext],
-        catalog: Catalog | None = None,
+        catalog: ReleasedVersions | None = None,
         today: dt.date | None = None,
     ) -> None:
         self.root = root

