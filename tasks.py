@@ -13,19 +13,25 @@ from invoke import Context, task
 from invoke.exceptions import Exit
 
 from commonshelf.platform import console
-from commonshelf.platform.errors import CommonshelfError
+from commonshelf.platform.errors import translate
 from commonshelf.platform.settings import Settings
 
 
 def _friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Print a CommonshelfError as one actionable line and exit non-zero, never a traceback."""
+    """Print a project error (or a library error translated into one) as one actionable
+    line and exit non-zero, never a traceback."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except CommonshelfError as exc:
-            console.fail(str(exc))
+        except Exit:
+            raise
+        except Exception as exc:  # one actionable line for anything a person can act on
+            error = translate(exc)
+            if error is None:
+                raise
+            console.fail(str(error))
             raise Exit(code=2) from None
 
     return wrapper

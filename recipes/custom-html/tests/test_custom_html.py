@@ -55,3 +55,14 @@ def test_answers_carry_safe_headers(app: RunningStack) -> None:
     page = app.get("/")
     assert page.headers.get("X-Content-Type-Options") == "nosniff"
     assert page.headers.get("Referrer-Policy") == "strict-origin-when-cross-origin"
+
+
+def test_assets_may_be_cached_and_pages_are_revalidated(app: RunningStack) -> None:
+    app.exec("mkdir -p /srv/www/css && echo 'body { color: teal; }' > /srv/www/css/site.css")
+    asset = app.get("/css/site.css")
+    assert asset.status_code == 200
+    assert asset.headers.get("Cache-Control") == "max-age=3600"
+    assert asset.headers.get("X-Content-Type-Options") == "nosniff"
+    page = app.get("/")
+    assert page.headers.get("Cache-Control") == "no-cache"
+    assert page.headers.get("Referrer-Policy") == "strict-origin-when-cross-origin"

@@ -7,28 +7,26 @@ built on it. Both are keyed by content hashes, so unchanged inputs are skipped.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import subprocess
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import docker
 import docker.errors
-import yaml
 
 from commonshelf.platform.errors import BuildError, ReleaseError
+from commonshelf.platform.loaders import BASE, load_yaml
+from commonshelf.platform.proc import run
+from commonshelf.platform.progress import Say, quiet
 from commonshelf.platform.settings import Settings
 from commonshelf.recipes.model import Recipe, content_hash
 
-Say = Callable[[str], None]
 BASE_REPOSITORY = "commonshelf/base"
 LABEL_PREFIX = "dev.commonshelf"
-
-
-def _quiet(_: str) -> None:
-    pass
 
 
 @dataclass(frozen=True)
@@ -60,11 +58,62 @@ def image_exists(client: docker.DockerClient, ref: str) -> bool:
     return True
 
 
-def _run(argv: list[str], what: str, fix: str) -> None:
-    done = subprocess.run(argv, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        tail = " | ".join((done.stderr or done.stdout).strip().splitlines()[-3:])
-        raise BuildError(f"{what} failed: {tail}", fix)
+def _definition(path: Path) -> dict[str, Any]:
+    """shared/base/base.yml: debootstrap's `variant` and `suite`, and packages to `include`."""
+    definition = load_yaml(path, BASE)
+    include = (definition.get("include") or []) if isinstance(definition, dict) else None
+    if (
+        not isinstance(definition, dict)
+        or not all(isinstance(definition.get(key), str) for key in ("variant", "suite"))
+        or not isinstance(include, list)
+        or not all(isinstance(package, str) for package in include)
+    ):
+        raise BuildError(
+            f"{path} must map `variant` and `suite` to text and `include` to package names.",
+            "restore it from git: `git checkout shared/base/base.yml`.",
+        )
+    return definition
+
+
+def _import_rootfs(rootfs: Path, tag: str) -> None:
+    """`tar -c rootfs | docker import - tag`: the base image, with its label."""
+    fix = "check that the Docker engine has disk space."
+    tar = subprocess.Popen(
+        ["tar", "--numeric-owner", "-C", str(rootfs), "-c", "."],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+    )
+    try:
+        if tar.stdout is None:  # only when Popen was not asked for a pipe
+            raise BuildError("tar gave no pipe for the base image's files.", fix)
+        run(
+            [
+                "docker",
+                "import",
+                "--change",
+                'CMD ["/bin/bash"]',
+                "--change",
+                f"LABEL {LABEL_PREFIX}.base={tag}",
+                "-",
+                tag,
+            ],
+            what="docker import of the base image",
+            fix=fix,
+            error=BuildError,
+            stdin=tar.stdout,
+        )
+    finally:
+        if tar.stdout is not None:
+            tar.stdout.close()
+        tar.wait()
+    if tar.returncode != 0:
+        # docker imported what tar wrote before it failed: never reuse that image
+        with contextlib.suppress(BuildError):
+            run(["docker", "rmi", "--force", tag], fix=fix, error=BuildError)
+        raise BuildError(
+            f"docker import of the base image failed: tar exited {tar.returncode}.",
+            "check that the state dir's disk has space and the rootfs is readable.",
+        )
 
 
 def _overlay(source: Path, rootfs: Path, mirror: str) -> None:
@@ -79,13 +128,13 @@ def _overlay(source: Path, rootfs: Path, mirror: str) -> None:
 
 
 def ensure_base_image(
-    client: docker.DockerClient, settings: Settings, say: Say = _quiet
+    client: docker.DockerClient, settings: Settings, say: Say = quiet
 ) -> BaseImage:
     """Build the base image from `shared/base/` unless an image of that definition exists."""
     tag = base_image_tag(settings)
     if image_exists(client, tag):
         return BaseImage(tag=tag, built=False)
-    definition = yaml.safe_load((settings.shared_dir / "base" / "base.yml").read_text())
+    definition = _definition(settings.shared_dir / "base" / "base.yml")
     say(f"Building base image {tag} with debootstrap (about 30 s)")
     work_root = settings.state_dir / "tmp"
     work_root.mkdir(parents=True, exist_ok=True)
@@ -95,10 +144,11 @@ def ensure_base_image(
         argv = ["debootstrap", f"--variant={definition['variant']}"]
         if include:
             argv.append(f"--include={include}")
-        _run(
+        run(
             [*argv, definition["suite"], str(rootfs), settings.debian_mirror],
-            "debootstrap",
-            f"check that {settings.debian_mirror} is reachable (COMMONSHELF_DEBIAN_MIRROR).",
+            what="debootstrap",
+            fix=f"check that {settings.debian_mirror} is reachable (COMMONSHELF_DEBIAN_MIRROR).",
+            error=BuildError,
         )
         (rootfs / "etc/apt/sources.list").unlink(missing_ok=True)
         _overlay(settings.shared_dir / "base" / "rootfs", rootfs, settings.debian_mirror)
@@ -106,35 +156,7 @@ def ensure_base_image(
             for child in (rootfs / leftovers).glob("*"):
                 if child.is_file():
                     child.unlink()
-        tar = subprocess.Popen(
-            ["tar", "--numeric-owner", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE
-        )
-        assert tar.stdout is not None
-        try:
-            imported = subprocess.run(
-                [
-                    "docker",
-                    "import",
-                    "--change",
-                    'CMD ["/bin/bash"]',
-                    "--change",
-                    f"LABEL {LABEL_PREFIX}.base={tag}",
-                    "-",
-                    tag,
-                ],
-                stdin=tar.stdout,
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-        finally:
-            tar.stdout.close()
-            tar.wait()
-        if imported.returncode != 0 or tar.returncode != 0:
-            raise BuildError(
-                f"docker import of the base image failed: {imported.stderr.strip()}",
-                "check that the Docker engine has disk space.",
-            )
+        _import_rootfs(rootfs, tag)
     return BaseImage(tag=tag, built=True)
 
 
@@ -192,7 +214,7 @@ def build_recipe(
     *,
     revision: str,
     source: str,
-    say: Say = _quiet,
+    say: Say = quiet,
 ) -> dict[str, BuiltImage]:
     """Build every service image of a recipe on the base image; reuse identical earlier builds."""
     recipe_hash = recipe.content_hash()

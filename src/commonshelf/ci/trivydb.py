@@ -121,7 +121,8 @@ def build_buckets(advisories: Iterable[Advisory], platform: str = "debian 12") -
         if severity not in SEVERITY_LEVELS:
             raise ValueError(f"unknown severity {adv.severity!r}")
         package = packages.setdefault(adv.source_package.encode(), {})
-        assert isinstance(package, dict)
+        if not isinstance(package, dict):  # only buckets are ever stored under a package
+            raise TypeError(f"package bucket {adv.source_package!r} holds bytes, not a bucket")
         package[adv.vulnerability_id.encode()] = _json({"FixedVersion": adv.fixed_version})
         vulnerabilities[adv.vulnerability_id.encode()] = _json(
             {

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from commonshelf.installation.agent import DEFAULT_HOME, Agent
 from commonshelf.platform import console
-from commonshelf.platform.errors import CommonshelfError
+from commonshelf.platform.errors import CommonshelfError, translate
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -160,12 +160,15 @@ def run(argv: list[str] | None = None) -> int:
 def main(argv: list[str] | None = None) -> int:
     try:
         return run(argv)
-    except CommonshelfError as exc:
-        console.fail(str(exc))
-        return 2
     except KeyboardInterrupt:
         console.fail("interrupted; nothing half-written was kept.")
         return 130
+    except Exception as exc:  # one line for anything a person can act on, never a traceback
+        error = translate(exc)
+        if error is None:
+            raise
+        console.fail(str(error))
+        return 2
 
 
 if __name__ == "__main__":

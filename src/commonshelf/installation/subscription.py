@@ -11,7 +11,6 @@ across runs while the pinned root stays the anchor.
 from __future__ import annotations
 
 import contextlib
-import json
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ from tuf.ngclient import Updater
 
 from commonshelf.platform.errors import TrustError
 from commonshelf.platform.fsutil import write_bytes_atomic, write_json_atomic
+from commonshelf.platform.loaders import STATE, InputError, load_json
 
 PINNED = "pinned-root.json"
 
@@ -84,14 +84,17 @@ class Subscription:
 
     @classmethod
     def open(cls, home: Path) -> Subscription:
+        none = TrustError(
+            f"{home} holds no subscription.",
+            "run `commonshelf init --repository URL --root ROOT.json`.",
+        )
         try:
-            data = json.loads((home / "subscription.json").read_text())
-        except (OSError, ValueError):
-            raise TrustError(
-                f"{home} holds no subscription.",
-                "run `commonshelf init --repository URL --root ROOT.json`.",
-            ) from None
-        return cls(home, str(data["repository"]))
+            data = load_json(home / "subscription.json", STATE)
+        except InputError:
+            raise none from None
+        if not isinstance(data, dict) or not isinstance(data.get("repository"), str):
+            raise none
+        return cls(home, data["repository"])
 
     def _new_updater(self) -> Updater:
         try:
@@ -112,17 +115,21 @@ class Subscription:
 
     def refresh(self) -> None:
         """Fetch and verify root, timestamp, snapshot and targets metadata."""
-        self._updater = self._new_updater()
+        self._refreshed()
+
+    def _refreshed(self) -> Updater:
+        """A new updater, its metadata refreshed and verified (kept for `fetch`)."""
+        updater = self._new_updater()
         with self._translate("the repository metadata"):
-            self._updater.refresh()
+            updater.refresh()
+        self._updater = updater
+        return updater
 
     def fetch(self, target_path: str) -> bytes:
         """The verified bytes of a target; the local copy is replaced only by verified bytes."""
-        if self._updater is None:
-            self.refresh()
-        assert self._updater is not None
+        updater = self._updater if self._updater is not None else self._refreshed()
         with self._translate(target_path):
-            info = self._updater.get_targetinfo(target_path)
+            info = updater.get_targetinfo(target_path)
             if info is None:
                 raise TrustError(
                     f"{target_path} is not a signed target of {self.url}.",
@@ -131,7 +138,7 @@ class Subscription:
             self.targets_dir.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryDirectory(dir=self.targets_dir) as work:
                 downloaded = Path(
-                    self._updater.download_target(info, filepath=str(Path(work) / "download"))
+                    updater.download_target(info, filepath=str(Path(work) / "download"))
                 )
                 data = downloaded.read_bytes()
         write_bytes_atomic(self.targets_dir / target_path, data)

@@ -45,3 +45,34 @@ class ReleaseError(CommonshelfError):
 
 class DeployError(CommonshelfError):
     """An installation could not apply a stack."""
+
+
+def translate(exc: BaseException) -> CommonshelfError | None:
+    """The project error for a library's exception that escaped a module boundary, so the CLI
+    and the tasks print one line instead of a traceback (None: a bug, let it show)."""
+    import docker.errors
+    import requests
+    import yaml
+
+    if isinstance(exc, CommonshelfError):
+        return exc
+    if isinstance(exc, docker.errors.APIError):
+        return CommonshelfError(
+            f"The Docker engine refused a request: {exc.explanation or exc}.",
+            "read the engine's log; `docker info` shows its state.",
+        )
+    if isinstance(exc, docker.errors.DockerException):
+        return CommonshelfError(
+            f"The Docker engine cannot be used: {exc}.",
+            "start it (`./shelf pipeline` starts one) and check /var/run/docker.sock.",
+        )
+    if isinstance(exc, requests.RequestException):
+        return CommonshelfError(f"A request failed: {exc}.", "check that the service runs.")
+    if isinstance(exc, yaml.YAMLError):
+        return CommonshelfError(f"Invalid YAML: {str(exc).splitlines()[0]}.", "fix the file.")
+    if isinstance(exc, OSError):
+        where = f"{exc.filename}: " if exc.filename else ""
+        return CommonshelfError(
+            f"{where}{exc.strerror or exc}.", "check the path, its permissions and free space."
+        )
+    return None

