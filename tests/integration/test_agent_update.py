@@ -13,8 +13,11 @@ import docker
 import pytest
 
 from commonshelf.catalogue.catalog import Catalog
-from commonshelf.ci.matrix import MAX_LEVEL
-from commonshelf.ci.pipeline import DemoInstallation, Shelf, run_pipeline
+from commonshelf.ci.evidence import ScanGate, TestGate
+from commonshelf.ci.levels import MAX_LEVEL
+from commonshelf.ci.pipeline import DemoInstallation, run_pipeline
+from commonshelf.ci.promote import release
+from commonshelf.ci.stages import Shelf
 from commonshelf.installation import swarm
 from commonshelf.installation.agent import Agent
 from commonshelf.platform.errors import DeployError
@@ -22,6 +25,10 @@ from commonshelf.platform.settings import Settings
 from commonshelf.recipes.scaffold import bump_recipe
 
 from .conftest import APP, get_app, wait_for_page
+
+
+def _quiet(_: str) -> None:
+    pass
 
 
 def _exec_in_app(client: docker.DockerClient, service: str, command: str) -> None:
@@ -49,15 +56,21 @@ def test_update_keeps_data_and_a_failing_update_rolls_back(
     index.write_text(index.read_text().replace("</body>", "<!-- v1.1 -->\n</body>"))
     old, new = bump_recipe(folder, "minor")
     assert run_pipeline(workspace, install=None).release.released == [(APP, new)]
-    # CI tested the upgrade from the released version on seeded data before releasing the new
+    # CI tested the upgrade from the released version on seeded data, on Swarm behind the
+    # proxy, before releasing the new one; evidence and catalogue record the probes
     released = Catalog.load(workspace.catalog_path).versions(APP)[new]
-    assert released["level"] == MAX_LEVEL
+    assert released.vetting.level == MAX_LEVEL
     shelf_ = Shelf(workspace)
     [candidate] = shelf_.recipes([APP])
-    gate = shelf_.evidence.load(APP, candidate.version, candidate.content_hash()).gates["test"]
-    [upgrade] = [c for c in gate["matrix"] if c["check"] == "upgrade"]
-    assert upgrade["status"] == "passed"
-    assert upgrade["detail"].startswith(f"{old} → {new}")
+    gate = shelf_.evidence.load(APP, candidate.version, candidate.content_hash()).gates.test
+    assert gate is not None
+    [upgrade] = [c for c in gate.matrix if c.check == "upgrade"]
+    assert upgrade.status == "passed", upgrade
+    assert upgrade.detail.startswith(f"{old} → {new} on Swarm")
+    assert gate.upgrade is not None and gate.upgrade.from_version == old
+    assert gate.upgrade.probes > 50 and gate.upgrade.failed == 0, gate.upgrade
+    assert released.vetting.upgrade == gate.upgrade
+    assert released.vetting.checks["upgrade"].status == "passed"
     assert agent.update() == [(APP, old, new)]
     [snapshot] = (installation.home / "snapshots" / APP).iterdir()  # taken before the update
     assert snapshot.name.endswith(f"-{old}")
@@ -85,20 +98,23 @@ def test_update_keeps_data_and_a_failing_update_rolls_back(
     # Stand-in for a failure CI could not see (e.g. a difference of the installation):
     # this version's evidence is recorded as passed so that the release publishes it.
     evidence = shelf.evidence.load(recipe.name, recipe.version, recipe.content_hash())
-    evidence.record(
-        "test",
-        True,
-        "recorded by the test",
+    evidence.gates.test = TestGate(
+        passed=True,
+        summary="recorded by the test",
         tests_passed=1,
         tests_failed=0,
         tests_skipped=0,
+        seconds=0.0,
         level=MAX_LEVEL,
+        max_level=MAX_LEVEL,
+        min_level=MAX_LEVEL,
     )
-    evidence.record(
-        "scan", True, "recorded by the test", counts={}, fail_on="CRITICAL", vuln_db="n/a"
+    evidence.gates.scan = ScanGate(
+        passed=True, summary="recorded by the test", counts={}, fail_on="CRITICAL", vuln_db="n/a"
     )
     shelf.evidence.save(evidence)
-    assert shelf.release([recipe]).released == [(APP, broken)]
+    outcome = release(workspace, shelf.client, [recipe], shelf.base_tag, say=_quiet)
+    assert outcome.released == [(APP, broken)]
 
     started = time.monotonic()
     with pytest.raises(DeployError, match="rolled it back to the previous version"):

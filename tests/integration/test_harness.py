@@ -17,18 +17,44 @@ import pytest
 
 from commonshelf.ci.containers import start_stack
 from commonshelf.ci.plugin import ENV_IMAGES, ENV_RECIPE
-from commonshelf.ci.reaper import LABEL_HOST, LABEL_PID, LABEL_RUN, remove_leftovers
+from commonshelf.ci.reaper import LABEL_HOST, LABEL_PID, LABEL_RUN, RUN_ID, remove_leftovers
 from commonshelf.ci.runner import run_recipe_tests
 from commonshelf.platform.settings import Settings
 from commonshelf.recipes.model import load_recipe
 
 from .conftest import copy_of_recipe, edit_yaml, never_healthy
 
+# Other test runs share the engine: what a test checks is scoped to the runs it started.
+THIS_RUN = {"label": f"{LABEL_RUN}={RUN_ID}"}
+
+
+def _alive(pid: str) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (ProcessLookupError, ValueError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _of_ended_runs(client: docker.DockerClient, before: set[str]) -> list[str]:
+    """Test containers on this host, new since `before`, of a run whose process has ended."""
+    host = socket.gethostname()
+    return [
+        c.id
+        for c in client.containers.list(all=True, sparse=True, filters={"label": LABEL_RUN})
+        if c.id not in before
+        and (c.attrs.get("Labels") or {}).get(LABEL_HOST) == host
+        and not _alive((c.attrs.get("Labels") or {}).get(LABEL_PID, ""))
+    ]
+
 
 def test_recipe_tests_pass_and_are_counted(
     settings: Settings, recipe_image: str, tmp_path: Path, docker_client: docker.DockerClient
 ) -> None:
     recipe = load_recipe(settings.recipes_dir / "custom-html")
+    before = {c.id for c in docker_client.containers.list(all=True, sparse=True)}
     run = run_recipe_tests(recipe, {"app": recipe_image}, tmp_path)
     assert run.ok, run.output
     written = sum(
@@ -36,7 +62,7 @@ def test_recipe_tests_pass_and_are_counted(
     )
     assert run.passed == written and run.failed == 0
     # the child run cleaned up after itself
-    assert not docker_client.containers.list(all=True, sparse=True, filters={"label": LABEL_RUN})
+    assert not _of_ended_runs(docker_client, before)
 
 
 def test_unhealthy_stack_fails_with_the_container_logs(
@@ -46,7 +72,8 @@ def test_unhealthy_stack_fails_with_the_container_logs(
     with pytest.raises(AssertionError, match=r"not healthy within 20s: app \(unhealthy\)") as err:
         start_stack(load_recipe(folder), {"app": recipe_image}, docker_client)
     assert '"GET /nope HTTP/1.0" 404' in str(err.value)  # nginx's access log line
-    assert not docker_client.containers.list(all=True, sparse=True, filters={"label": LABEL_RUN})
+    assert not docker_client.containers.list(all=True, sparse=True, filters=THIS_RUN)
+    assert not docker_client.volumes.list(filters=THIS_RUN)
 
 
 def test_leftovers_of_a_dead_run_are_removed(
@@ -178,6 +205,6 @@ def test_every_service_network_and_volume_of_the_compose_file_is_brought_up(
         }
     finally:
         stack.stop()
-    labelled = {"label": f"{LABEL_RUN}"}
-    assert not docker_client.containers.list(all=True, sparse=True, filters=labelled)
-    assert not docker_client.networks.list(filters=labelled)
+    assert not docker_client.containers.list(all=True, sparse=True, filters=THIS_RUN)
+    assert not docker_client.networks.list(filters=THIS_RUN)
+    assert not docker_client.volumes.list(filters=THIS_RUN)

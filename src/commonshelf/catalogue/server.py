@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-
 from commonshelf.platform import environment
 from commonshelf.platform.errors import CommonshelfError
+from commonshelf.platform.progress import Say, quiet
 from commonshelf.platform.settings import Settings
-
-Say = Callable[[str], None]
-
-
-def _quiet(_: str) -> None:
-    pass
+from commonshelf.platform.wait import poll
 
 
-def ensure_catalogue_server(settings: Settings, say: Say = _quiet) -> str:
+def ensure_catalogue_server(settings: Settings, say: Say = quiet) -> str:
     """Serve public/ on loopback in the background (what `invoke serve` does in the foreground)."""
     import sys
     import urllib.request
@@ -45,13 +38,16 @@ def ensure_catalogue_server(settings: Settings, say: Say = _quiet) -> str:
         ],
         note=note,
     )
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
+
+    def answers() -> bool:
         try:
             with urllib.request.urlopen(f"{url}/metadata/1.root.json", timeout=2):
-                return url
+                return True
         except OSError:
-            time.sleep(0.2)
+            return False
+
+    if poll(answers, 10, 0.2):
+        return url
     raise CommonshelfError(
         f"The catalogue server on {url} did not start.",
         f"another process may hold port {settings.catalogue_port} "

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +24,7 @@ from testcontainers.core.network import Network
 
 from commonshelf.ci.reaper import RUN_ID, run_labels
 from commonshelf.platform.errors import CommonshelfError
+from commonshelf.platform.wait import poll
 from commonshelf.recipes.compose import (
     bind_mounts,
     engine_healthcheck,
@@ -100,18 +100,21 @@ class RunningStack:
     def wait_healthy(self, timeout: float | None = None) -> None:
         """Wait until every service is running and healthy; fail with their last logs if not."""
         limit = timeout or self.recipe.main.timeout
-        deadline = time.monotonic() + limit
-        while True:
+        states: dict[str, str] = {}
+
+        def settled() -> bool:
+            """All services are ready, or one has exited (it will not become ready)."""
+            nonlocal states
             states = {name: self._state(name) for name in self.services}
-            waiting = sorted(n for n, s in states.items() if s != "ready")
-            if not waiting:
-                break
-            if "exited" in states.values() or time.monotonic() > deadline:
-                report = "; ".join(
-                    f"{n} ({states[n]}): {self.logs(n, 10).strip()[-800:]}" for n in waiting
-                )
-                raise AssertionError(f"{self.recipe.name}: not healthy within {limit}s: {report}")
-            time.sleep(0.5)
+            return "exited" in states.values() or all(s == "ready" for s in states.values())
+
+        poll(settled, limit, 0.5)
+        waiting = sorted(n for n, s in states.items() if s != "ready")
+        if waiting:
+            report = "; ".join(
+                f"{n} ({states[n]}): {self.logs(n, 10).strip()[-800:]}" for n in waiting
+            )
+            raise AssertionError(f"{self.recipe.name}: not healthy within {limit}s: {report}")
         self._port = int(self.main.container.get_exposed_port(self.recipe.main.port))
 
     def restart(self, service: str | None = None) -> None:

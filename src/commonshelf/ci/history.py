@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import io
 import shutil
-import subprocess
 import tarfile
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
 from commonshelf.catalogue.catalog import Catalog, ReleasedVersion, released_records
@@ -26,10 +24,10 @@ from commonshelf.ci.promote import release
 from commonshelf.ci.stages import Shelf
 from commonshelf.platform.errors import ReleaseError
 from commonshelf.platform.fsutil import write_bytes_atomic
+from commonshelf.platform.proc import run_bytes
+from commonshelf.platform.progress import Say
 from commonshelf.platform.settings import Settings
 from commonshelf.recipes.model import Recipe, content_hash, load_recipe
-
-Say = Callable[[str], None]
 
 
 def needs_rebuild(settings: Settings) -> bool:
@@ -53,7 +51,7 @@ def checkout(repo: Path, released: ReleasedVersion, into: Path) -> Recipe:
             "restore public/ and the registry from the publishing host, "
             "or reset catalog.json to start a new catalogue.",
         )
-    done = subprocess.run(
+    archived = run_bytes(
         [
             "git",
             "-C",
@@ -65,17 +63,16 @@ def checkout(repo: Path, released: ReleasedVersion, into: Path) -> Recipe:
             f"recipes/{released.app}",
             "shared",
         ],
-        capture_output=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise ReleaseError(
+        what=f"`git archive` of {what}",
+        failed=lambda said: (
             f"{what} was released from commit {released.commit[:12]}, which this checkout "
-            f"cannot read ({done.stderr.decode(errors='replace').strip()}).",
-            "fetch the full history (git fetch --unshallow), or restore public/ and the "
-            "registry from the publishing host.",
-        )
-    with tarfile.open(fileobj=io.BytesIO(done.stdout)) as archive:
+            f"cannot read ({said})."
+        ),
+        fix="fetch the full history (git fetch --unshallow), or restore public/ and the "
+        "registry from the publishing host.",
+        error=ReleaseError,
+    )
+    with tarfile.open(fileobj=io.BytesIO(archived)) as archive:
         archive.extractall(into, filter="data")
     folder = into / "recipes" / released.app
     found = content_hash(folder)

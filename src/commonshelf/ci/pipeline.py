@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,17 +22,12 @@ from commonshelf.ci.linting import lint_verdicts
 from commonshelf.ci.promote import ReleaseOutcome, release
 from commonshelf.ci.stages import Shelf, StageResult
 from commonshelf.installation.agent import Agent
+from commonshelf.platform.progress import Say, quiet
 from commonshelf.platform.settings import Settings
 from commonshelf.recipes.model import Recipe
 
-Say = Callable[[str], None]
 
-
-def _quiet(_: str) -> None:
-    pass
-
-
-def open_shelf(settings: Settings, say: Say = _quiet) -> Shelf:
+def open_shelf(settings: Settings, say: Say = quiet) -> Shelf:
     """A Shelf that rebuilds the released versions first when this machine never published
     them (a fresh clone), so that upgrade checks start from real released builds."""
     shelf = Shelf(settings, say)
@@ -51,7 +45,7 @@ def demo_installation(
     settings: Settings,
     client: docker.DockerClient,
     apps: list[str],
-    say: Say = _quiet,
+    say: Say = quiet,
     home: Path | None = None,
     http_port: int = 80,
     namespace: str = "",
@@ -118,7 +112,7 @@ def vet(shelf: Shelf, recipes: list[Recipe], jobs: int = 0) -> bool:
 def run_pipeline(
     settings: Settings,
     names: list[str] | None = None,
-    say: Say = _quiet,
+    say: Say = quiet,
     install: DemoInstallation | None = DemoInstallation(),
 ) -> PipelineReport:
     """Every recipe through build, test and scan; release what passed; install it locally."""

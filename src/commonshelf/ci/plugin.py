@@ -16,6 +16,8 @@ import pytest
 
 from commonshelf.ci.containers import RunningStack, start_stack
 from commonshelf.ci.reaper import RUN_ID, remove_leftovers
+from commonshelf.platform.errors import CommonshelfError
+from commonshelf.platform.loaders import VARIABLE, load_json_bytes
 from commonshelf.recipes.model import Recipe, load_recipe
 
 ENV_RECIPE = "COMMONSHELF_RECIPE_DIR"
@@ -60,8 +62,7 @@ def recipe_images(request: pytest.FixtureRequest, recipe: Recipe) -> dict[str, s
     """Service -> local image: $COMMONSHELF_IMAGES (set by `invoke test`), else built now."""
     given = os.environ.get(ENV_IMAGES)
     if given:
-        images: dict[str, str] = json.loads(given)
-        return images
+        return given_images(given)
     from commonshelf.ci.images import build_recipe, ensure_base_image
     from commonshelf.platform.settings import Settings
     from commonshelf.platform.vcs import revision, source_url
@@ -73,6 +74,18 @@ def recipe_images(request: pytest.FixtureRequest, recipe: Recipe) -> dict[str, s
         client, recipe, base.tag, revision=revision(settings.root), source=source_url(settings.root)
     )
     return {service: image.ref for service, image in built.items()}
+
+
+def given_images(value: str) -> dict[str, str]:
+    """$COMMONSHELF_IMAGES read bounded: a JSON object of service -> local image."""
+    images = load_json_bytes(os.fsencode(value), f"${ENV_IMAGES}", VARIABLE)
+    if not isinstance(images, dict) or not all(isinstance(v, str) for v in images.values()):
+        raise CommonshelfError(
+            f"${ENV_IMAGES} is not a JSON object of service names to image references.",
+            f"unset {ENV_IMAGES} to build the images, or set it as `invoke test` does: "
+            f"{json.dumps({'app': 'commonshelf/app:tag'})}.",
+        )
+    return images
 
 
 @pytest.fixture(scope="module")

@@ -39,16 +39,12 @@ from commonshelf.ci.runner import run_recipe_tests
 from commonshelf.platform import environment, vcs
 from commonshelf.platform.errors import RecipeError
 from commonshelf.platform.loaders import COMPOSE, load_yaml_bytes
+from commonshelf.platform.progress import Say, quiet
 from commonshelf.platform.settings import Settings
 from commonshelf.recipes.model import Recipe, discover, load_recipe
 
-Say = Callable[[str], None]
 GATE_SEVERITY = "CRITICAL"
 PROXY = "proxy"
-
-
-def _quiet(_: str) -> None:
-    pass
 
 
 @dataclass
@@ -67,7 +63,7 @@ class Shelf:
     """One checkout of the shelf and the engine it builds with."""
 
     settings: Settings
-    say: Say = _quiet
+    say: Say = quiet
     _env: environment.Environment | None = None
     _base: str | None = None
     _tools: dict[str, str] | None = None

@@ -113,7 +113,7 @@ def _json(value: object) -> bytes:
 
 
 def build_buckets(advisories: Iterable[Advisory], platform: str = "debian 12") -> Bucket:
-    packages: Bucket = {}
+    packages: dict[bytes, Bucket] = {}  # source package -> CVE id -> fixed version
     vulnerabilities: Bucket = {}
     source = platform.split()[0]
     for adv in advisories:
@@ -121,8 +121,6 @@ def build_buckets(advisories: Iterable[Advisory], platform: str = "debian 12") -
         if severity not in SEVERITY_LEVELS:
             raise ValueError(f"unknown severity {adv.severity!r}")
         package = packages.setdefault(adv.source_package.encode(), {})
-        if not isinstance(package, dict):  # only buckets are ever stored under a package
-            raise TypeError(f"package bucket {adv.source_package!r} holds bytes, not a bucket")
         package[adv.vulnerability_id.encode()] = _json({"FixedVersion": adv.fixed_version})
         vulnerabilities[adv.vulnerability_id.encode()] = _json(
             {
@@ -132,8 +130,9 @@ def build_buckets(advisories: Iterable[Advisory], platform: str = "debian 12") -
                 "VendorSeverity": {source: SEVERITY_LEVELS[severity]},
             }
         )
+    by_package: Bucket = dict(packages)
     return {
-        platform.encode(): packages,
+        platform.encode(): by_package,
         b"vulnerability": vulnerabilities,
         b"data-source": {
             platform.encode(): _json(

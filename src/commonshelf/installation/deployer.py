@@ -35,6 +35,7 @@ from commonshelf.platform.fsutil import write_bytes_atomic, write_text_atomic
 from commonshelf.platform.wait import poll
 
 STACK_LABEL = "com.docker.stack.namespace"
+STEADY = 20  # answers in a row (about a second) before an app counts as served
 
 
 def now_iso() -> str:
@@ -80,7 +81,8 @@ class Deployer:
             timeout=timeout,
         )
 
-    def write_routes(self, extra: Installed | None = None, without: str = "") -> None:
+    def write_routes(self, extra: Installed | None = None, without: str = "") -> bool:
+        """Rewrite the proxy's routes; whether they changed (only then is a reload needed)."""
         apps = self.installed()
         if extra is not None:
             apps[extra.app] = extra
@@ -89,7 +91,12 @@ class Deployer:
             f"{self.config.hostname(a.app)} {a.stack}_{a.main_service}:{a.main_port};\n"
             for a in sorted(apps.values(), key=lambda a: a.app)
         ]
-        write_text_atomic(self.routes_dir / "routes.map", "".join(lines))
+        path = self.routes_dir / "routes.map"
+        text = "".join(lines)
+        if path.exists() and path.read_text(encoding="utf-8") == text:
+            return False
+        write_text_atomic(path, text)
+        return True
 
     def reload_proxy(self) -> None:
         service = f"{self.config.proxy_stack}_{PROXY}"
@@ -171,28 +178,30 @@ class Deployer:
             installed_at=now_iso(),
             settings=dict(settings or {}),
         )
-        self.write_routes(record)
-        self.reload_proxy()
+        if self.write_routes(record):
+            self.reload_proxy()
         self.wait_served(app, runtime.main.health, timeout=30)
         write_record(self.record_path(app), record)
         return record
 
     def wait_served(self, app: str, path: str, timeout: float) -> None:
-        """Wait until `path` answers 200 through the proxy (a reload takes effect as nginx
-        replaces its workers, a moment after `nginx -s reload` returns)."""
+        """Wait until `path` answers 200 through the proxy STEADY times in a row: a reload
+        takes effect as nginx replaces its workers, and for a moment after `nginx -s reload`
+        returns the old worker (old routes) still takes some connections."""
         last = ""
+        streak = 0
 
         def served() -> bool:
-            nonlocal last
+            nonlocal last, streak
             try:
                 answer = self.get(app, path, timeout=5)
+                last = f"HTTP {answer.status_code}"
+                streak = streak + 1 if answer.status_code == 200 else 0
             except requests.RequestException as exc:
-                last = type(exc).__name__
-                return False
-            last = f"HTTP {answer.status_code}"
-            return answer.status_code == 200
+                last, streak = type(exc).__name__, 0
+            return streak >= STEADY
 
-        if not poll(served, timeout, 0.2):
+        if not poll(served, timeout, 0.05):
             raise DeployError(
                 f"{app} runs but GET {path} through the proxy answered {last} for {timeout:.0f} s.",
                 f"check the proxy's routes in {self.routes_dir / 'routes.map'} and the app's logs.",
@@ -251,9 +260,9 @@ class Deployer:
         """Remove the app's stack, secrets and every volume but its data volumes (all of
         them with `keep_data=False`); the names of the volumes kept."""
         stack = self.config.stack(app)
-        self.write_routes(without=app)
-        with contextlib.suppress(DeployError):
-            self.reload_proxy()
+        if self.write_routes(without=app):
+            with contextlib.suppress(DeployError):  # the proxy may be gone already
+                self.reload_proxy()
         swarm.remove(self.client, stack)
         kept = {f"{stack}_{volume}" for volume in data} if keep_data else set()
         for volume in self.client.volumes.list(filters={"label": f"{STACK_LABEL}={stack}"}):

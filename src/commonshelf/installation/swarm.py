@@ -8,7 +8,6 @@ when new tasks fail their healthchecks, and this module reports that outcome.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -135,9 +134,10 @@ def wait_converged(
 
     `expected` maps full service names (`stack_service`) to the image each must run.
     """
-    deadline = time.monotonic() + timeout
     states: list[ServiceState] = []
-    while time.monotonic() < deadline:
+
+    def converged() -> list[ServiceState] | None:
+        nonlocal states
         services = {s.name: s for s in stack_services(client, stack)}
         missing = sorted(set(expected) - set(services))
         states = [service_state(services[name]) for name in sorted(expected) if name in services]
@@ -160,7 +160,11 @@ def wait_converged(
             for s in states
         ):
             return states
-        time.sleep(1)
+        return None
+
+    done = poll(converged, timeout, 1)
+    if done is not None:
+        return done
     waiting = (
         ", ".join(
             f"{s.name} ({s.running}/{s.desired} running, update '{s.update}')" for s in states

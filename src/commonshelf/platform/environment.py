@@ -12,10 +12,9 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +23,10 @@ import docker.errors
 
 from commonshelf.platform.errors import EnvironmentNotReady
 from commonshelf.platform.fsutil import write_text_atomic
+from commonshelf.platform.proc import run, tail
+from commonshelf.platform.progress import Say, quiet
 from commonshelf.platform.settings import Settings
+from commonshelf.platform.wait import poll
 
 # command -> Debian package that provides it
 REQUIRED_COMMANDS: dict[str, str] = {
@@ -33,12 +35,6 @@ REQUIRED_COMMANDS: dict[str, str] = {
     "debootstrap": "debootstrap",
     "docker-registry": "docker-registry",
 }
-
-Say = Callable[[str], None]
-
-
-def _quiet(_: str) -> None:
-    pass
 
 
 @dataclass
@@ -53,7 +49,7 @@ def missing_packages(commands: Iterable[str] = tuple(REQUIRED_COMMANDS)) -> list
     return sorted({REQUIRED_COMMANDS[c] for c in commands if shutil.which(c) is None})
 
 
-def ensure_packages(say: Say = _quiet, commands: Iterable[str] = tuple(REQUIRED_COMMANDS)) -> None:
+def ensure_packages(say: Say = quiet, commands: Iterable[str] = tuple(REQUIRED_COMMANDS)) -> None:
     """Install the Debian packages that provide `commands` (default: all Commonshelf drives)."""
     missing = missing_packages(commands)
     if not missing:
@@ -71,13 +67,13 @@ def ensure_packages(say: Say = _quiet, commands: Iterable[str] = tuple(REQUIRED_
     say(f"Installing Debian packages: {names}")
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     for argv in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", *missing]):
-        done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            tail = "\n".join(done.stderr.strip().splitlines()[-3:])
-            raise EnvironmentNotReady(
-                f"`{' '.join(argv)}` failed: {tail}",
-                f"check Debian mirror access, then run `apt-get install -y {names}`.",
-            )
+        run(
+            argv,
+            what=f"`{' '.join(argv)}`",
+            fix=f"check Debian mirror access, then run `apt-get install -y {names}`.",
+            error=EnvironmentNotReady,
+            env=env,
+        )
 
 
 def _run_dir(settings: Settings) -> Path:
@@ -129,10 +125,7 @@ def stop_daemon(settings: Settings, name: str) -> None:
     pid = daemon_pid(settings, name)
     if pid is not None:
         os.kill(pid, signal.SIGTERM)
-        for _ in range(50):
-            if not _pid_alive(pid):
-                break
-            time.sleep(0.1)
+        poll(lambda: not _pid_alive(pid), 5, 0.1)
     (_run_dir(settings) / f"{name}.pid").unlink(missing_ok=True)
 
 
@@ -141,7 +134,7 @@ def _log_tail(settings: Settings, name: str, lines: int = 3) -> str:
         text = (settings.logs_dir / f"{name}.log").read_text(errors="replace")
     except OSError:
         return ""
-    return " | ".join(text.strip().splitlines()[-lines:])
+    return tail(text, lines)
 
 
 def _docker_client() -> docker.DockerClient | None:
@@ -153,7 +146,7 @@ def _docker_client() -> docker.DockerClient | None:
     return client
 
 
-def ensure_docker(settings: Settings, say: Say = _quiet) -> docker.DockerClient:
+def ensure_docker(settings: Settings, say: Say = quiet) -> docker.DockerClient:
     """Connect to the Docker engine, starting Debian's dockerd when none answers."""
     client = _docker_client()
     if client is not None:
@@ -165,16 +158,18 @@ def ensure_docker(settings: Settings, say: Say = _quiet) -> docker.DockerClient:
         )
     if Path("/run/systemd/system").is_dir() and shutil.which("systemctl"):
         say("Starting the Docker engine (systemctl start docker)")
-        subprocess.run(["systemctl", "start", "docker"], check=False, capture_output=True)
+        run(
+            ["systemctl", "start", "docker"],
+            fix="read `journalctl -u docker` and start the engine by hand.",
+            error=EnvironmentNotReady,
+            timeout=120,
+        )
     elif daemon_pid(settings, "dockerd") is None:
         say("Starting the Docker engine (dockerd)")
         spawn_daemon(settings, "dockerd", ["dockerd"])
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        client = _docker_client()
-        if client is not None:
-            return client
-        time.sleep(0.5)
+    client = poll(_docker_client, 60, 0.5)
+    if client is not None:
+        return client
     raise EnvironmentNotReady(
         f"The Docker engine did not come up within 60 s ({_log_tail(settings, 'dockerd')}).",
         f"read {settings.logs_dir / 'dockerd.log'} and start dockerd by hand.",
@@ -203,7 +198,7 @@ http:
 """
 
 
-def ensure_registry(settings: Settings, say: Say = _quiet) -> str:
+def ensure_registry(settings: Settings, say: Say = quiet) -> str:
     """Make the configured registry answer, starting a local one for a loopback address."""
     registry = settings.registry
     if registry_answers(registry):
@@ -223,18 +218,15 @@ def ensure_registry(settings: Settings, say: Say = _quiet) -> str:
         config = settings.registry_dir / port / "config.yml"
         write_text_atomic(config, REGISTRY_CONFIG.format(data=data, addr=registry))
         spawn_daemon(settings, name, ["docker-registry", "serve", str(config)])
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if registry_answers(registry):
-            return registry
-        time.sleep(0.3)
+    if poll(lambda: registry_answers(registry), 30, 0.3):
+        return registry
     raise EnvironmentNotReady(
         f"The local registry on {registry} did not come up ({_log_tail(settings, name)}).",
         f"read {settings.logs_dir / f'{name}.log'}; another process may hold the port.",
     )
 
 
-def ensure_swarm(client: docker.DockerClient, say: Say = _quiet) -> None:
+def ensure_swarm(client: docker.DockerClient, say: Say = quiet) -> None:
     """Make this engine a Swarm manager (single node) so `docker stack deploy` works."""
     state = client.info().get("Swarm", {}).get("LocalNodeState", "inactive")
     if state == "active":
@@ -260,7 +252,7 @@ def ensure(
     registry: bool = True,
     swarm: bool = True,
     commands: Iterable[str] = tuple(REQUIRED_COMMANDS),
-    say: Say = _quiet,
+    say: Say = quiet,
 ) -> Environment:
     """Everything the pipeline needs (or `commands` of it), started if missing. Idempotent."""
     ensure_packages(say, commands)

@@ -81,7 +81,7 @@ def run_bytes(
             env=env,
         )
     except subprocess.TimeoutExpired:
-        raise error(f"{label} did not finish within {timeout:.0f} s.", fix) from None
+        raise error(f"{label} did not finish within {timeout:g} s.", fix) from None
     except OSError as exc:
         if isinstance(exc, FileNotFoundError) and exc.filename in (None, argv[0]):
             raise error(f"{label}: {argv[0]} is not installed.", fix) from None

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
+
+from commonshelf.platform.errors import CommonshelfError
+from commonshelf.platform.proc import run
 
 
 def _git(root: Path, *args: str) -> str | None:
+    """git's output in `root`, or None when git is missing, fails, or says nothing."""
     try:
-        done = subprocess.run(
-            ["git", "-C", str(root), *args], capture_output=True, text=True, check=False, timeout=10
-        )
-    except (OSError, subprocess.TimeoutExpired):
+        out = run(["git", "-C", str(root), *args], fix="", timeout=10)
+    except CommonshelfError:
         return None
-    return done.stdout.strip() if done.returncode == 0 and done.stdout.strip() else None
+    return out.strip() or None
 
 
 def revision(root: Path) -> str:

