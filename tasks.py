@@ -86,14 +86,19 @@ def lint(
 @task
 @_friendly
 def docs(c: Context) -> None:
-    """Regenerate the rules table in docs/packaging.md from the linter's rules."""
+    """Regenerate what is derived from code: the rules table in docs/packaging.md (from the
+    linter's rules) and shared/schemas/catalog.schema.json (from the catalogue model)."""
     from pathlib import Path
 
+    from commonshelf.catalogue.schema import SCHEMA_FILE, write_schema
     from commonshelf.recipes.lint import update_rules_doc
 
-    diff = update_rules_doc(Path(__file__).resolve().parent / "docs" / "packaging.md")
+    root = Path(__file__).resolve().parent
+    diff = update_rules_doc(root / "docs" / "packaging.md")
     text = "\n".join(diff) if diff else "docs/packaging.md: rules table up to date"
     console.out.print(text, soft_wrap=True, markup=False, highlight=False)
+    changed = write_schema(root)
+    console.out.print(f"{SCHEMA_FILE}: {'rewritten' if changed else 'up to date'}")
 
 
 @task(help={"app": "name of the new recipe (lowercase, dashes)", "title": "display name"})

@@ -9,6 +9,7 @@ everything before any stack is touched.
 
 from __future__ import annotations
 
+import platform
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,37 @@ from commonshelf.platform.loaders import COMPOSE, load_yaml_bytes
 DEFAULT_HOME = Path("/var/lib/commonshelf/agent")
 CATALOG_TARGET = "catalog.json"
 SNAPSHOTS_KEPT = 3
+
+
+def host_architecture() -> str:
+    """This machine's architecture in the names recipes declare (amd64, arm64)."""
+    machine = platform.machine().lower()
+    return {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(machine, machine)
+
+
+def check_architecture(app: str, version: str, runtime: Runtime) -> None:
+    host = host_architecture()
+    if host not in runtime.architectures:
+        raise DeployError(
+            f"{app} {version} runs on {', '.join(runtime.architectures)}, not on this "
+            f"{host} machine; nothing was changed.",
+            "pick another app, or run it on a machine of a supported architecture.",
+        )
+
+
+def validated_settings(app: str, runtime: Runtime, given: dict[str, str]) -> dict[str, str]:
+    """The operator's settings, each known to the version and of its type, as text."""
+    unknown = sorted(set(given) - set(runtime.settings))
+    if unknown:
+        known = ", ".join(sorted(runtime.settings)) or "none"
+        raise DeployError(
+            f"{app} has no setting {', '.join(unknown)} (settings: {known}).",
+            f"see `commonshelf info {app}`, or drop the --set.",
+        )
+    return {
+        name: runtime.settings[name].text(runtime.settings[name].parse(name, text))
+        for name, text in sorted(given.items())
+    }
 
 
 @dataclass(frozen=True)
@@ -151,16 +183,21 @@ class Agent:
             )
         self.deployer(config).deploy_proxy(self.compose(platform.compose), platform.image)
 
-    def install(self, app: str, version: str | None = None) -> tuple[Installed, bool]:
-        """Deploy `app` at `version` (default: newest); return the record and whether it changed."""
+    def install(
+        self, app: str, version: str | None = None, settings: dict[str, str] | None = None
+    ) -> tuple[Installed, bool]:
+        """Deploy `app` at `version` (default: newest) with operator `settings` (KEY -> text,
+        kept across updates); return the record and whether anything changed."""
         config = self.config()
         catalog = self.catalog()  # verified before anything is touched
         version, entry = catalog.version(app, version)
+        check_architecture(app, version, entry.runtime)
         deployer = self.deployer(config)
         current = deployer.installed().get(app)
         compose = self.compose(entry.runtime.compose)
-        settings = current.settings if current else {}
-        if current is not None and current.version == version:
+        chosen = {**(current.settings if current else {}), **(settings or {})}
+        settings = validated_settings(app, entry.runtime, chosen)
+        if current is not None and current.version == version and current.settings == settings:
             from commonshelf.installation.render import render_app
 
             rendered = render_app(compose, entry.runtime, config, app, settings)

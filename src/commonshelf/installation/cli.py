@@ -56,6 +56,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     install.add_argument("app")
     install.add_argument("--version", default=None, help="a published version (default: newest)")
+    install.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a setting the app declares (repeatable; kept across updates)",
+    )
 
     update = sub.add_parser(
         "update", parents=[common], help="upgrade installed apps to the newest published versions"
@@ -110,6 +117,16 @@ def _status(agent: Agent, as_json: bool) -> None:
     console.out.print(table)
 
 
+def _settings(pairs: list[str]) -> dict[str, str]:
+    settings = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise CommonshelfError(f"--set {pair!r} is not KEY=VALUE.", "write e.g. --set TZ=UTC.")
+        settings[key.strip()] = value
+    return settings
+
+
 def run(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     agent = Agent(args.home)
@@ -138,7 +155,7 @@ def run(argv: list[str] | None = None) -> int:
     elif args.command == "apps":
         _apps(agent, args.json)
     elif args.command == "install":
-        record, changed = agent.install(args.app, args.version)
+        record, changed = agent.install(args.app, args.version, _settings(args.set))
         if args.json:
             console.print_json({**msgspec.to_builtins(record), "changed": changed})
         else:
