@@ -25,7 +25,14 @@ import docker
 from commonshelf.catalogue.contract import UpgradeProof
 from commonshelf.ci.evidence import CheckResult
 from commonshelf.ci.levels import CHECKS, NOT_APPLICABLE, MatrixResult
-from commonshelf.ci.rehearsal import Deployable, PinnedProxy, Prober, Rehearsal, SwarmApp
+from commonshelf.ci.rehearsal import (
+    Deployable,
+    PinnedProxy,
+    Prober,
+    Rehearsal,
+    SwarmApp,
+    reap_dead_rehearsals,
+)
 from commonshelf.installation.backup import back_up, restore_volumes, run_restore_hooks
 from commonshelf.installation.state import Installed
 from commonshelf.platform.errors import CommonshelfError
@@ -216,6 +223,7 @@ def run_matrix(
     """Every check of the matrix against a rehearsal installation of `candidate`; the upgrade
     check starts from `released` (None: this is the recipe's first release). `lint` is the
     linter's verdict on the recipe, which counts for the top level only."""
+    reap_dead_rehearsals(client)
     rehearsal = Rehearsal(client, uuid.uuid4().hex[:8], proxy)
     matrix = _Matrix(recipe, candidate, released, rehearsal)
     results: list[CheckResult] = []

@@ -9,6 +9,7 @@ namespace prefix `csm-<scope>-`, so recipes rehearsed side by side never meet, a
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import socket
 import tempfile
@@ -26,6 +27,7 @@ from commonshelf.catalogue.contract import Runtime
 from commonshelf.installation import swarm
 from commonshelf.installation.deployer import STACK_LABEL, Deployer
 from commonshelf.installation.state import InstallationConfig
+from commonshelf.platform.errors import CommonshelfError
 
 
 @dataclass(frozen=True)
@@ -49,13 +51,80 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+REHEARSALS = Path(tempfile.gettempdir()) / "commonshelf-rehearsals"
+PREFIX = "csm-"
+
+
+def remove_namespace(client: docker.DockerClient, namespace: str) -> None:
+    """Remove every stack, secret, volume and network whose name starts with `namespace`."""
+    stacks = {str(s.attrs["Spec"]["Labels"].get(STACK_LABEL, "")) for s in client.services.list()}
+    for stack in sorted(n for n in stacks if n.startswith(namespace)):
+        with contextlib.suppress(CommonshelfError, docker.errors.APIError):
+            swarm.remove(client, stack)
+    for secret in client.secrets.list():
+        if secret.name.startswith(namespace):
+            with contextlib.suppress(docker.errors.APIError):
+                secret.remove()
+    for volume in client.volumes.list():
+        if volume.name.startswith(namespace):
+            with contextlib.suppress(docker.errors.APIError):
+                volume.remove(force=True)
+    for network in client.networks.list():
+        if network.name.startswith(namespace):
+            with contextlib.suppress(docker.errors.APIError):
+                network.remove()
+
+
+def _owner_alive(home: Path) -> bool:
+    """The process that made a rehearsal home still runs on this host."""
+    try:
+        pid_text, host = (home / "owner").read_text().split()
+        pid = int(pid_text)
+    except (OSError, ValueError):
+        return False
+    if host != socket.gethostname():
+        return True  # not ours to judge
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def reap_dead_rehearsals(client: docker.DockerClient) -> list[str]:
+    """Remove the rehearsals of matrix runs whose process is gone (a crash, a SIGKILL):
+    what Ryuk would do for testcontainers. The namespaces removed."""
+    namespaces = {
+        name[: len(PREFIX) + 9]
+        for name in [s.name for s in client.services.list()]
+        + [n.name for n in client.networks.list()]
+        if name.startswith(PREFIX)
+    }
+    reaped = []
+    for namespace in sorted(namespaces):
+        home = REHEARSALS / namespace.removeprefix(PREFIX).rstrip("-")
+        if not _owner_alive(home):
+            remove_namespace(client, namespace)
+            shutil.rmtree(home, ignore_errors=True)
+            reaped.append(namespace)
+    return reaped
+
+
 class Rehearsal:
-    """An installation in a temporary home with its proxy on a free loopback port."""
+    """An installation in a temporary home with its proxy on a free loopback port.
+
+    `scope` is 8 hex digits: the namespace is `csm-<scope>-`, the home
+    `<tmp>/commonshelf-rehearsals/<scope>/` with an `owner` file (pid, host) so that a
+    later run can remove what a dead one left (`reap_dead_rehearsals`)."""
 
     def __init__(self, client: docker.DockerClient, scope: str, proxy: PinnedProxy) -> None:
         self.client = client
-        self.namespace = f"csm-{scope}-"
-        self.home = Path(tempfile.mkdtemp(prefix="commonshelf-rehearsal-"))
+        self.namespace = f"{PREFIX}{scope}-"
+        self.home = REHEARSALS / scope
+        self.home.mkdir(parents=True, exist_ok=False)
+        (self.home / "owner").write_text(f"{os.getpid()} {socket.gethostname()}\n")
         self.config = InstallationConfig(
             repository="rehearsal:", http_port=free_port(), namespace=self.namespace
         )
@@ -68,28 +137,9 @@ class Rehearsal:
             self.deployer.deploy_proxy(self.proxy.compose, self.proxy.image)
             self._proxy_up = True
 
-    def stacks(self) -> list[str]:
-        names = {
-            str(s.attrs["Spec"]["Labels"].get(STACK_LABEL, "")) for s in self.client.services.list()
-        }
-        return sorted(n for n in names if n.startswith(self.namespace))
-
     def close(self) -> None:
         """Remove every stack, secret, volume and network of the namespace, and the home."""
-        for stack in self.stacks():
-            with contextlib.suppress(Exception):
-                swarm.remove(self.client, stack)
-        for secret in self.client.secrets.list():
-            if secret.name.startswith(self.namespace):
-                with contextlib.suppress(docker.errors.APIError):
-                    secret.remove()
-        for volume in self.client.volumes.list():
-            if volume.name.startswith(self.namespace):
-                with contextlib.suppress(docker.errors.APIError):
-                    volume.remove(force=True)
-        for network in self.client.networks.list(names=[self.config.network]):
-            with contextlib.suppress(docker.errors.APIError):
-                network.remove()
+        remove_namespace(self.client, self.namespace)
         shutil.rmtree(self.home, ignore_errors=True)
 
 
