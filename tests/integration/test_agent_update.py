@@ -4,6 +4,7 @@ back by Swarm while the previous version keeps serving."""
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import tarfile
 import time
@@ -13,7 +14,7 @@ import docker
 import pytest
 
 from commonshelf.catalogue.catalog import Catalog
-from commonshelf.ci.evidence import ScanGate, TestGate
+from commonshelf.ci import evidence as gates
 from commonshelf.ci.levels import MAX_LEVEL
 from commonshelf.ci.pipeline import DemoInstallation, run_pipeline
 from commonshelf.ci.promote import release
@@ -74,6 +75,8 @@ def test_update_keeps_data_and_a_failing_update_rolls_back(
     assert agent.update() == [(APP, old, new)]
     [snapshot] = (installation.home / "snapshots" / APP).iterdir()  # taken before the update
     assert snapshot.name.endswith(f"-{old}")
+    manifest = json.loads((snapshot / "backup.json").read_text())
+    assert manifest["version"] == old and manifest["volumes"] == {"content": "content.tar"}
     with tarfile.open(snapshot / "content.tar") as archive:
         files = {m.name: archive.extractfile(m) for m in archive.getmembers() if m.isfile()}
         assert set(files) == {"./index.html", "./mine.html", "./blob.bin"}
@@ -98,7 +101,7 @@ def test_update_keeps_data_and_a_failing_update_rolls_back(
     # Stand-in for a failure CI could not see (e.g. a difference of the installation):
     # this version's evidence is recorded as passed so that the release publishes it.
     evidence = shelf.evidence.load(recipe.name, recipe.version, recipe.content_hash())
-    evidence.gates.test = TestGate(
+    evidence.gates.test = gates.TestGate(
         passed=True,
         summary="recorded by the test",
         tests_passed=1,
@@ -109,7 +112,7 @@ def test_update_keeps_data_and_a_failing_update_rolls_back(
         max_level=MAX_LEVEL,
         min_level=MAX_LEVEL,
     )
-    evidence.gates.scan = ScanGate(
+    evidence.gates.scan = gates.ScanGate(
         passed=True, summary="recorded by the test", counts={}, fail_on="CRITICAL", vuln_db="n/a"
     )
     shelf.evidence.save(evidence)
