@@ -96,7 +96,7 @@ def test_settings_fill_environment_references() -> None:
     defaults = render_app(compose, runtime, CONFIG, "web")
     assert defaults["services"]["app"]["environment"] == {
         "TITLE": "My site (2 workers)",
-        "OTHER": "${NOT_A_SETTING}",  # unknown references are left for the engine
+        "OTHER": "$${NOT_A_SETTING}",  # anything else stays literal: docker must not fill it
         "PORT": 8080,
         "EMPTY": None,
     }
@@ -214,7 +214,9 @@ def test_install_json_prints_the_record(
         main_port=8080,
         installed_at="2026-01-01T00:00:00Z",
     )
-    monkeypatch.setattr(agent.Agent, "install", lambda self, app, version: (record, True))
+    monkeypatch.setattr(
+        agent.Agent, "install", lambda self, app, version, settings=None: (record, True)
+    )
     assert cli.main(["--home", str(tmp_path), "--json", "install", "web"]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["app"] == "web" and shown["changed"] is True

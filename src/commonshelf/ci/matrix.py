@@ -12,6 +12,7 @@ it is there. Levels are in `ci.levels`.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import tempfile
 import threading
@@ -19,8 +20,10 @@ import time
 import uuid
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import docker
+import docker.errors
 
 from commonshelf.catalogue.contract import UpgradeProof
 from commonshelf.ci.evidence import CheckResult
@@ -35,7 +38,7 @@ from commonshelf.ci.rehearsal import (
 )
 from commonshelf.installation.backup import back_up, restore_volumes, run_restore_hooks
 from commonshelf.installation.state import Installed
-from commonshelf.platform.errors import CommonshelfError
+from commonshelf.platform.errors import CommonshelfError, DeployError
 from commonshelf.recipes.model import Recipe
 
 _HOOKS_LOCK = threading.Lock()  # hooks modules are imported by path, one at a time
@@ -85,9 +88,13 @@ class _Matrix:
 
     def _deploy(self, version: Deployable) -> Installed:
         self.rehearsal.ensure_proxy()
-        record = self.deployer.deploy_app(
-            self.app, version.version, version.runtime, version.compose
-        )
+        try:
+            record = self.deployer.deploy_app(
+                self.app, version.version, version.runtime, version.compose
+            )
+        except DeployError as exc:  # the rehearsal is removed next: say what the app said now
+            logs = self.deployer.recent_logs(self.app)
+            raise CheckFailed(f"{exc.what} Last logs: {logs}" if logs else exc.what) from None
         for image in record.images.values():
             self.image_ids.add(str(self.deployer.client.images.get(image).id))
         self.record = record
@@ -193,23 +200,37 @@ class _Matrix:
             f"volume {v.name}" for v in client.volumes.list(filters=label) if v.name not in kept
         ]
         left += [f"secret {s.name}" for s in client.secrets.list(filters=label)]
-        # Containers the app started itself through the engine carry none of Swarm's labels:
-        # new since the install and running one of the app's images.
-        for container in client.containers.list(all=True, sparse=True):
-            labels = container.attrs.get("Labels") or {}
-            if (
-                container.id not in self.before
-                and "com.docker.swarm.task.id" not in labels
-                and container.attrs.get("ImageID") in self.image_ids
-            ):
-                name = (container.attrs.get("Names") or ["?"])[0].lstrip("/")
-                left.append(f"container {name}")
+        for container in self.stray_containers():
+            name = (container.attrs.get("Names") or ["?"])[0].lstrip("/")
+            left.append(f"container {name}")
         if left:
             raise CheckFailed(f"left behind after removal: {', '.join(left)}")
         missing = {f"{stack}_{v}" for v in data} - {v.name for v in client.volumes.list()}
         if missing:
             raise CheckFailed(f"removal lost data volumes: {', '.join(sorted(missing))}")
         return "only the declared data volumes remain"
+
+    def stray_containers(self) -> list[Any]:
+        """Containers the app started itself through the engine: they carry none of Swarm's
+        labels, are new since the install and run one of the app's images."""
+        if not self.image_ids:
+            return []
+        found = []
+        for container in self.deployer.client.containers.list(all=True, sparse=True):
+            labels = container.attrs.get("Labels") or {}
+            if (
+                container.id not in self.before
+                and "com.docker.swarm.task.id" not in labels
+                and container.attrs.get("ImageID") in self.image_ids
+            ):
+                found.append(container)
+        return found
+
+    def cleanup(self) -> None:
+        """Remove what the app started itself (the rehearsal removes the rest)."""
+        for container in self.stray_containers():
+            with contextlib.suppress(docker.errors.APIError):
+                container.remove(force=True, v=True)
 
 
 def run_matrix(
@@ -266,6 +287,7 @@ def run_matrix(
             if status == "skipped":
                 blocked = f"{name} was skipped"
     finally:
+        matrix.cleanup()
         rehearsal.close()
     return MatrixResult(
         recipe=recipe.name,

@@ -75,13 +75,24 @@ def remove_namespace(client: docker.DockerClient, namespace: str) -> None:
                 network.remove()
 
 
-def _owner_alive(home: Path) -> bool:
-    """The process that made a rehearsal home still runs on this host."""
+ORPHAN_AGE = 3 * 3600  # seconds: a rehearsal with no owner file we can read, older than this
+
+
+def _owner_alive(client: docker.DockerClient, home: Path, namespace: str) -> bool:
+    """The process that made a rehearsal still runs on this host. A rehearsal whose owner
+    file cannot be read (made under another TMPDIR, or by another machine sharing the
+    engine) counts as alive until its services are ORPHAN_AGE old."""
     try:
         pid_text, host = (home / "owner").read_text().split()
         pid = int(pid_text)
     except (OSError, ValueError):
-        return False
+        created = [
+            str(s.attrs.get("CreatedAt", ""))[:19]
+            for s in client.services.list()
+            if s.name.startswith(namespace)
+        ]
+        cutoff = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() - ORPHAN_AGE))
+        return not created or max(created) > cutoff
     if host != socket.gethostname():
         return True  # not ours to judge
     try:
@@ -105,7 +116,7 @@ def reap_dead_rehearsals(client: docker.DockerClient) -> list[str]:
     reaped = []
     for namespace in sorted(namespaces):
         home = REHEARSALS / namespace.removeprefix(PREFIX).rstrip("-")
-        if not _owner_alive(home):
+        if not _owner_alive(client, home, namespace):
             remove_namespace(client, namespace)
             shutil.rmtree(home, ignore_errors=True)
             reaped.append(namespace)

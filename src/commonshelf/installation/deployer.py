@@ -181,6 +181,11 @@ class Deployer:
         if self.write_routes(record):
             self.reload_proxy()
         self.wait_served(app, runtime.main.health, timeout=30)
+        if not self.running(app, self.expected(app, rendered)):  # crashed after starting
+            raise DeployError(
+                f"{app} {version} started, then a service stopped running.",
+                f"see `docker stack ps {stack}` and the app's logs.",
+            )
         write_record(self.record_path(app), record)
         return record
 
@@ -234,6 +239,22 @@ class Deployer:
                 f"see `docker service ps {name}`.",
             )
         return max(found, key=lambda c: str(c.attrs.get("Created", "")))
+
+    def recent_logs(self, app: str, lines: int = 8) -> str:
+        """The last log lines of each service's newest task container, running or not."""
+        stack = self.config.stack(app)
+        said = []
+        for service in swarm.stack_services(self.client, stack):
+            label = {"label": f"com.docker.swarm.service.name={service.name}"}
+            containers = self.client.containers.list(all=True, filters=label)
+            if not containers:
+                continue
+            newest = max(containers, key=lambda c: str(c.attrs.get("Created", "")))
+            with contextlib.suppress(docker.errors.APIError):
+                raw = newest.logs(tail=lines).decode(errors="replace").strip()
+                if raw:
+                    said.append(f"{service.name}: {' | '.join(raw.splitlines()[-lines:])}")
+        return "; ".join(said)[-1500:]
 
     def exec(self, app: str, service: str, command: str | list[str], user: str = "") -> str:
         """Run a command in a running task of `service`; its output, or a DeployError."""

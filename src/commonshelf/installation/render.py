@@ -33,6 +33,19 @@ def _fill(value: Any, settings: dict[str, str]) -> Any:
     return _REFERENCE.sub(lambda m: settings.get(m.group(1), m.group(0)), value)
 
 
+def _escape_dollars(value: Any) -> Any:
+    """Every `$` left after the settings are filled written as `$$`: `docker stack deploy`
+    interpolates `${VAR}` from the environment of whoever runs it (the agent, a CI job),
+    which must never leak into an app, so the rendered file says exactly what runs."""
+    if isinstance(value, str):
+        return value.replace("$", "$$")
+    if isinstance(value, dict):
+        return {key: _escape_dollars(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_escape_dollars(item) for item in value]
+    return value
+
+
 def render_app(
     compose: dict[str, Any],
     runtime: Runtime,
@@ -73,6 +86,7 @@ def render_app(
     else:
         main["networks"] = [*networks, APPS_NETWORK]
     rendered.setdefault("networks", {})[APPS_NETWORK] = {"external": True, "name": config.network}
+    rendered = dict(_escape_dollars(rendered))  # final: docker must not interpolate its env
     stack = config.stack(app)
     for name in runtime.secrets:
         rendered.setdefault("secrets", {})[name] = {
