@@ -28,6 +28,7 @@ import docker.errors
 from commonshelf.catalogue.contract import UpgradeProof
 from commonshelf.ci.evidence import CheckResult
 from commonshelf.ci.levels import CHECKS, NOT_APPLICABLE, MatrixResult
+from commonshelf.ci.reaper import LABEL_RUN
 from commonshelf.ci.rehearsal import (
     Deployable,
     PinnedProxy,
@@ -212,7 +213,8 @@ class _Matrix:
 
     def stray_containers(self) -> list[Any]:
         """Containers the app started itself through the engine: they carry none of Swarm's
-        labels, are new since the install and run one of the app's images."""
+        labels nor a test run's (the recipe's own tests may run the same image alongside),
+        are new since the install and run one of the app's images."""
         if not self.image_ids:
             return []
         found = []
@@ -221,6 +223,7 @@ class _Matrix:
             if (
                 container.id not in self.before
                 and "com.docker.swarm.task.id" not in labels
+                and LABEL_RUN not in labels
                 and container.attrs.get("ImageID") in self.image_ids
             ):
                 found.append(container)
