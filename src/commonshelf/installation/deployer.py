@@ -247,13 +247,15 @@ class Deployer:
         for service in swarm.stack_services(self.client, stack):
             label = {"label": f"com.docker.swarm.service.name={service.name}"}
             containers = self.client.containers.list(all=True, filters=label)
-            if not containers:
-                continue
-            newest = max(containers, key=lambda c: str(c.attrs.get("Created", "")))
-            with contextlib.suppress(docker.errors.APIError):
-                raw = newest.logs(tail=lines).decode(errors="replace").strip()
-                if raw:
-                    said.append(f"{service.name}: {' | '.join(raw.splitlines()[-lines:])}")
+            # newest first; a task Swarm just replaced may have said nothing yet
+            for container in sorted(
+                containers, key=lambda c: str(c.attrs.get("Created", "")), reverse=True
+            ):
+                with contextlib.suppress(docker.errors.APIError):
+                    raw = container.logs(tail=lines).decode(errors="replace").strip()
+                    if raw:
+                        said.append(f"{service.name}: {' | '.join(raw.splitlines()[-lines:])}")
+                        break
         return "; ".join(said)[-1500:]
 
     def exec(self, app: str, service: str, command: str | list[str], user: str = "") -> str:
