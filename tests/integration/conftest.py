@@ -8,7 +8,6 @@ installation on port 80 nor another engineer's test run on the same engine.
 
 from __future__ import annotations
 
-import contextlib
 import shutil
 import time
 import uuid
@@ -27,10 +26,9 @@ from commonshelf.ci import images, matrix
 from commonshelf.ci.contract_for import runtime_for
 from commonshelf.ci.pipeline import DemoInstallation
 from commonshelf.ci.promote import pinned_compose
-from commonshelf.ci.rehearsal import Deployable, PinnedProxy, Rehearsal
+from commonshelf.ci.rehearsal import Deployable, PinnedProxy, Rehearsal, remove_namespace
 from commonshelf.ci.stages import Shelf
 from commonshelf.installation import swarm
-from commonshelf.platform.errors import DeployError
 from commonshelf.platform.loaders import COMPOSE, load_yaml_bytes
 from commonshelf.platform.settings import Settings
 from commonshelf.recipes.model import load_recipe
@@ -116,35 +114,6 @@ def namespace_leftovers(client: docker.DockerClient, namespace: str) -> list[str
     left += [f"network {n.name}" for n in client.networks.list() if n.name.startswith(namespace)]
     left += [f"secret {s.name}" for s in client.secrets.list() if s.name.startswith(namespace)]
     return left
-
-
-def remove_namespace(client: docker.DockerClient, namespace: str) -> None:
-    """Remove every stack, secret, volume and network of `namespace` (a test's cleanup)."""
-    stacks = {
-        str(s.attrs["Spec"].get("Labels", {}).get(STACK_LABEL, "")) for s in client.services.list()
-    }
-    for stack in sorted(s for s in stacks if s.startswith(namespace)):
-        with contextlib.suppress(DeployError):
-            swarm.remove(client, stack, timeout=90)
-    for secret in client.secrets.list():
-        if secret.name.startswith(namespace):
-            with contextlib.suppress(docker.errors.APIError):
-                secret.remove()
-    for volume in client.volumes.list():
-        if volume.name.startswith(namespace):
-            with contextlib.suppress(docker.errors.APIError):
-                volume.remove(force=True)
-    for network in client.networks.list():
-        if not network.name.startswith(namespace):
-            continue
-        for _ in range(20):  # an overlay network is busy for a moment after its stack
-            try:
-                network.remove()
-                break
-            except docker.errors.NotFound:
-                break
-            except docker.errors.APIError:
-                time.sleep(1)
 
 
 @pytest.fixture

@@ -8,22 +8,18 @@ recipe changes the hash, which makes the old evidence irrelevant by design.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 import msgspec
 
 from commonshelf.catalogue.contract import UpgradeProof
+from commonshelf.platform.clock import now_iso
 from commonshelf.platform.errors import CommonshelfError
 from commonshelf.platform.fsutil import write_bytes_atomic
 from commonshelf.platform.loaders import EVIDENCE, load_json
 
 GATES = ("build", "test", "scan")
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class Record(msgspec.Struct, kw_only=True):

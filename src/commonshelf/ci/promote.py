@@ -32,8 +32,9 @@ from commonshelf.catalogue.contract import (
 from commonshelf.catalogue.notes import append_releases, release_notes
 from commonshelf.ci import images
 from commonshelf.ci.contract_for import runtime_for
-from commonshelf.ci.evidence import Evidence, EvidenceStore, now_iso
+from commonshelf.ci.evidence import Evidence, EvidenceStore
 from commonshelf.platform import vcs
+from commonshelf.platform.clock import now_iso
 from commonshelf.platform.errors import ReleaseError
 from commonshelf.platform.fsutil import write_bytes_atomic
 from commonshelf.platform.settings import Settings

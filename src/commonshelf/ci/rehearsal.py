@@ -9,6 +9,7 @@ namespace prefix `csm-<scope>-`, so recipes rehearsed side by side never meet, a
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import socket
@@ -28,6 +29,7 @@ from commonshelf.installation import swarm
 from commonshelf.installation.deployer import STACK_LABEL, Deployer
 from commonshelf.installation.state import InstallationConfig
 from commonshelf.platform.errors import CommonshelfError
+from commonshelf.platform.wait import poll
 
 
 @dataclass(frozen=True)
@@ -71,8 +73,19 @@ def remove_namespace(client: docker.DockerClient, namespace: str) -> None:
                 volume.remove(force=True)
     for network in client.networks.list():
         if network.name.startswith(namespace):
-            with contextlib.suppress(docker.errors.APIError):
-                network.remove()
+            poll(functools.partial(_removed, network), 20, 1.0)
+
+
+def _removed(network: Any) -> bool:
+    """Remove a network; False while it is still busy (an overlay network stays in use for a
+    moment after its stack is gone)."""
+    try:
+        network.remove()
+    except docker.errors.NotFound:
+        return True
+    except docker.errors.APIError:
+        return False
+    return True
 
 
 ORPHAN_AGE = 3 * 3600  # seconds: a rehearsal with no owner file we can read, older than this

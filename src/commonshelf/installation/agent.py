@@ -21,7 +21,7 @@ from commonshelf.catalogue.catalog import Catalog
 from commonshelf.catalogue.contract import Runtime
 from commonshelf.installation import swarm
 from commonshelf.installation.backup import back_up
-from commonshelf.installation.deployer import Deployer, now_iso
+from commonshelf.installation.deployer import Deployer
 from commonshelf.installation.render import PROXY
 from commonshelf.installation.state import (
     InstallationConfig,
@@ -31,6 +31,7 @@ from commonshelf.installation.state import (
     write_record,
 )
 from commonshelf.installation.subscription import Subscription
+from commonshelf.platform.clock import now_iso
 from commonshelf.platform.errors import CommonshelfError, DeployError
 from commonshelf.platform.loaders import COMPOSE, load_yaml_bytes
 

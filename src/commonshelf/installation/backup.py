@@ -17,9 +17,10 @@ import docker.errors
 import msgspec
 
 from commonshelf.catalogue.contract import Runtime
-from commonshelf.installation.deployer import STACK_LABEL, Deployer, now_iso
+from commonshelf.installation.deployer import STACK_LABEL, Deployer
 from commonshelf.installation.state import Installed, read_record, write_record
 from commonshelf.installation.volumes import archive_volume, restore_volume
+from commonshelf.platform.clock import now_iso
 from commonshelf.platform.errors import DeployError
 
 MANIFEST = "backup.json"

@@ -30,18 +30,13 @@ from commonshelf.installation.state import (
     installed_apps,
     write_record,
 )
+from commonshelf.platform.clock import now_iso
 from commonshelf.platform.errors import DeployError
 from commonshelf.platform.fsutil import write_bytes_atomic, write_text_atomic
 from commonshelf.platform.wait import poll
 
 STACK_LABEL = "com.docker.stack.namespace"
 STEADY = 20  # answers in a row (about a second) before an app counts as served
-
-
-def now_iso() -> str:
-    from datetime import UTC, datetime
-
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class Deployer:
