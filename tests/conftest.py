@@ -64,13 +64,15 @@ def recipe_image(docker_client: docker.DockerClient, settings: Settings, base_im
 
 @pytest.fixture
 def workspace(tmp_path: Path, settings: Settings) -> Iterator[Settings]:
-    """A private copy of the shelf (recipes, shared; own keys and public/) on the real engine."""
+    """A private shelf (shared/ and custom-html; own keys and public/) on the real engine."""
     root = tmp_path / "shelf"
     root.mkdir()
-    for name in ("recipes", "shared"):
-        shutil.copytree(
-            REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache")
-        )
+    ignore = shutil.ignore_patterns("__pycache__", ".pytest_cache")
+    shutil.copytree(REPO / "shared", root / "shared", ignore=ignore)
+    # custom-html alone: the tooling's tests need one quick real app, not the whole shelf
+    shutil.copytree(
+        REPO / "recipes" / "custom-html", root / "recipes" / "custom-html", ignore=ignore
+    )
     (root / "pyproject.toml").write_text("[project]\nname = 'shelf-under-test'\n")
     yield from shelf_at(root, settings)
 

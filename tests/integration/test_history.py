@@ -60,12 +60,12 @@ def test_released_versions_are_rebuilt_and_the_upgrade_runs_between_them(
     # CI's gate (`invoke vet`) needs the released version for the upgrade check: it
     # rebuilds the history first, then finds the current content already vetted
     shelf = open_shelf(clone)
-    assert vet(shelf, shelf.recipes())
+    assert vet(shelf, shelf.recipes([APP]))
     rows = [(r.recipe, r.stage) for r in shelf.results]
     assert (f"{APP} {history[0].version} (released)", "test") in rows
     assert (f"{APP} {history[-1].version} (released)", "test") in rows
     # the pipeline after it has nothing left to do but publish what is there
-    report = run_pipeline(clone, install=None)
+    report = run_pipeline(clone, [APP], install=None)
     assert report.passed, [(s.recipe, s.stage, s.summary) for s in report.stages]
     [current] = shelf.recipes([APP])
     already_released = current.version in committed.versions(APP)
@@ -99,7 +99,7 @@ def test_released_versions_are_rebuilt_and_the_upgrade_runs_between_them(
     assert rebuilt.versions(APP)[newest.version].vetting.upgrade == proof
     assert rebuilt.versions(APP)[history[0].version].vetting.upgrade is None  # first release
     assert evidence.tools["trivy"] and evidence.tools["docker_engine"]
-    assert not needs_rebuild(clone)
+    assert not needs_rebuild(clone, [APP])
     assert_rehearsals_gone(docker_client, rehearsals)
 
 
@@ -114,7 +114,7 @@ def test_a_catalogue_that_does_not_match_its_commits_is_refused_and_kept(
     before = clone.catalog_path.read_bytes()
 
     with pytest.raises(ReleaseError, match=r"catalog\.json says 000000000000 was released"):
-        run_pipeline(clone, install=None)
+        run_pipeline(clone, [APP], install=None)
 
     assert clone.catalog_path.read_bytes() == before
     assert not clone.public_dir.exists()

@@ -54,3 +54,30 @@ def test_set_takes_key_value_pairs() -> None:
     assert cli._settings(["TZ=Europe/Paris", "EMPTY="]) == {"TZ": "Europe/Paris", "EMPTY": ""}
     with pytest.raises(CommonshelfError, match="is not KEY=VALUE"):
         cli._settings(["TZ"])
+
+
+def test_a_setting_outside_its_pattern_or_choices_is_refused() -> None:
+    runtime = _runtime(
+        settings={
+            "SERVER_NAME": Setting(
+                default="chat.localhost", description="name", pattern=r"[a-z0-9.-]+"
+            ),
+            "MODE": Setting(default="open", description="registration", choices=("open", "closed")),
+        }
+    )
+    assert agent.validated_settings("x", runtime, {"SERVER_NAME": "example.org"}) == {
+        "SERVER_NAME": "example.org"
+    }
+    with pytest.raises(CommonshelfError, match=r"SERVER_NAME='Bad Name!' does not have the form"):
+        agent.validated_settings("x", runtime, {"SERVER_NAME": "Bad Name!"})
+    with pytest.raises(CommonshelfError, match=r"MODE='invite' is not one of open, closed"):
+        agent.validated_settings("x", runtime, {"MODE": "invite"})
+    assert agent.validated_settings("x", runtime, {"MODE": "closed"}) == {"MODE": "closed"}
+
+
+def test_generated_secrets_are_letters_and_digits_of_the_declared_length() -> None:
+    from commonshelf.catalogue.contract import SecretSpec
+
+    values = {SecretSpec(description="db", length=40).generate() for _ in range(20)}
+    assert len(values) == 20  # never the same twice
+    assert all(len(v) == 40 and v.isascii() and v.isalnum() for v in values)

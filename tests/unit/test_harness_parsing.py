@@ -125,3 +125,13 @@ def test_a_compose_file_is_read_through_the_bounded_loader(tmp_path: Path) -> No
         load_compose(path)
     path.write_text("services:\n  app: {image: x}\n")
     assert load_compose(path) == {"services": {"app": {"image": "x"}}}
+
+
+def test_service_secrets_short_and_long_syntax() -> None:
+    from commonshelf.recipes.compose import service_secrets
+
+    assert service_secrets(["db_password", {"source": "key", "target": "signing.key"}]) == [
+        ("db_password", "/run/secrets/db_password"),
+        ("key", "/run/secrets/signing.key"),
+    ]
+    assert service_secrets({"not": "a list"}) == []

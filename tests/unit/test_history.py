@@ -83,7 +83,10 @@ def test_a_machine_needs_a_rebuild_only_for_releases_it_never_published(tmp_path
     assert needs_rebuild(settings)
     (settings.public_dir / "metadata").mkdir(parents=True)
     (settings.public_dir / "metadata" / "1.root.json").write_text("{}")
-    assert not needs_rebuild(settings)  # this machine published them
+    assert needs_rebuild(settings)  # a repository, but without this version
+    (settings.public_dir / "targets" / "apps" / "app" / "1.0.0+1").mkdir(parents=True)
+    assert not needs_rebuild(settings)  # this machine published it
+    assert not needs_rebuild(settings, ["other"])  # nothing released of that app
 
 
 def test_a_schema_1_catalogue_still_names_what_to_rebuild(tmp_path: Path) -> None:

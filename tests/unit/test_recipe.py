@@ -147,3 +147,24 @@ def test_invalid_compose_yaml_is_a_recipe_error_with_the_line(shelf: Path) -> No
     path.write_text("services:\n  app: [unclosed\n")
     with pytest.raises(RecipeError, match=r"compose\.yml:\d+: invalid YAML"):
         load_recipe(path.parent)
+
+
+def test_a_service_may_name_a_shared_platform_service(shelf: Path) -> None:
+    recipe_dir = shelf / "recipes" / "custom-html"
+    compose = yaml.safe_load((recipe_dir / "compose.yml").read_text())
+    compose["services"]["db"] = {"image": "commonshelf/postgres"}
+    (recipe_dir / "compose.yml").write_text(yaml.safe_dump(compose))
+    _edit(recipe_dir, services={"app": {"build": "image"}, "db": {"platform": "postgres"}})
+    recipe = load_recipe(recipe_dir)
+    assert recipe.builds == {"app": "image"}
+    assert recipe.platform == {"db": shelf / "shared" / "services" / "postgres"}
+    before = recipe.content_hash()
+    (shelf / "shared" / "services" / "postgres" / "bin" / "db-dump").write_text("#!/bin/sh\n")
+    assert load_recipe(recipe_dir).content_hash() != before  # its database is part of it
+
+    _edit(recipe_dir, services={"app": {"build": "image"}, "db": {"platform": "oracle"}})
+    with pytest.raises(RecipeError, match=r"names platform service 'oracle'.*mariadb, postgres"):
+        load_recipe(recipe_dir)
+    _edit(recipe_dir, services={"app": {"build": "image", "platform": "postgres"}})
+    with pytest.raises(RecipeError, match=r"services"):
+        load_recipe(recipe_dir)

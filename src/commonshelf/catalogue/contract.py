@@ -13,6 +13,8 @@ the same checks.)
 from __future__ import annotations
 
 import re
+import secrets
+import string
 from typing import Literal
 
 import msgspec
@@ -61,11 +63,19 @@ class BackupHooks(msgspec.Struct, frozen=True, kw_only=True):
     restore: tuple[str, ...] = ()
 
 
+_SECRET_ALPHABET = string.ascii_letters + string.digits
+
+
 class SecretSpec(msgspec.Struct, frozen=True, kw_only=True):
     """A secret the installation generates at install time and hands over as a Swarm secret."""
 
     description: str
     length: int = 32
+
+    def generate(self) -> str:
+        """A new random value: letters and digits only, safe in URLs, config files and
+        command lines alike (no quoting, no leading dash)."""
+        return "".join(secrets.choice(_SECRET_ALPHABET) for _ in range(self.length))
 
 
 class Setting(msgspec.Struct, frozen=True, kw_only=True):
@@ -73,6 +83,8 @@ class Setting(msgspec.Struct, frozen=True, kw_only=True):
 
     default: str | int | float | bool
     description: str
+    pattern: str | None = None  # a regular expression a text value must match in full
+    choices: tuple[str | int | float | bool, ...] = ()  # the only values allowed, if any
 
     def parse(self, name: str, text: str) -> str | int | float | bool:
         """`text` as a value of this setting's type, or a one-line error saying what fits."""
@@ -83,7 +95,7 @@ class Setting(msgspec.Struct, frozen=True, kw_only=True):
                 if lowered not in ("true", "false", "yes", "no", "1", "0"):
                     raise ValueError(text)
                 return lowered in ("true", "yes", "1")
-            return kind(text)
+            value = kind(text)
         except ValueError:
             noun = {"bool": "true or false", "int": "whole number", "float": "number"}.get(
                 kind.__name__, "text"
@@ -92,6 +104,18 @@ class Setting(msgspec.Struct, frozen=True, kw_only=True):
                 f"Setting {name}={text!r} is not a {noun}.",
                 f"give {name} a {noun} like its default {self.text()}.",
             ) from None
+        if self.choices and value not in self.choices:
+            allowed = ", ".join(self.text(choice) for choice in self.choices)
+            raise CommonshelfError(
+                f"Setting {name}={text!r} is not one of {allowed}.",
+                f"give {name} one of {allowed}.",
+            )
+        if self.pattern is not None and re.fullmatch(self.pattern, str(value)) is None:
+            raise CommonshelfError(
+                f"Setting {name}={text!r} does not have the form {self.pattern}.",
+                f"give {name} a value like its default {self.text()}.",
+            )
+        return value
 
     def text(self, value: str | int | float | bool | None = None) -> str:
         """A value as the app reads it from its environment (booleans as true/false)."""

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import docker
@@ -22,7 +25,9 @@ os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 from testcontainers.core.container import DockerContainer
 from testcontainers.core.network import Network
 
+from commonshelf.ci.contract_for import runtime_for
 from commonshelf.ci.reaper import RUN_ID, run_labels
+from commonshelf.installation.render import fill_settings, setting_values
 from commonshelf.platform.errors import CommonshelfError
 from commonshelf.platform.wait import poll
 from commonshelf.recipes.compose import (
@@ -31,6 +36,7 @@ from commonshelf.recipes.compose import (
     named_volumes,
     networks,
     service_environment,
+    service_secrets,
 )
 from commonshelf.recipes.model import Recipe
 
@@ -54,7 +60,14 @@ class RunningStack:
     services: dict[str, RunningService]
     volumes: dict[str, str]  # compose volume name -> engine volume name
     networks: dict[str, Network] = field(default_factory=dict)  # compose name -> network
+    secrets_dir: Path | None = None  # the generated secrets, as Swarm would mount them
     _port: int = field(default=0)
+
+    def secret(self, name: str) -> str:
+        """A secret generated for this stack (what the services read at /run/secrets/NAME)."""
+        if self.secrets_dir is None:
+            raise AssertionError(f"{self.recipe.name} declares no secrets")
+        return (self.secrets_dir / name).read_text()
 
     @property
     def main(self) -> RunningService:
@@ -137,6 +150,8 @@ class RunningStack:
             with contextlib.suppress(docker.errors.NotFound):
                 network.remove()
         self.networks = {}
+        if self.secrets_dir is not None and not keep_volumes:
+            shutil.rmtree(self.secrets_dir, ignore_errors=True)
 
 
 def start_stack(
@@ -145,16 +160,27 @@ def start_stack(
     client: docker.DockerClient,
     volumes: Mapping[str, str] | None = None,
     scope: str = "",
+    secrets_dir: Path | None = None,
 ) -> RunningStack:
     """Start every service of the recipe's compose file; the caller must `stop()` it.
 
     `volumes` (compose name -> engine volume) reuses the volumes of an earlier stack,
-    e.g. to start a new version on the data an old one wrote. `scope` labels what is
-    created, so one recipe's leftovers can be told from another's running alongside.
+    e.g. to start a new version on the data an old one wrote (pass the old stack's
+    `secrets_dir` too). `scope` labels what is created, so one recipe's leftovers can be
+    told from another's running alongside. Secrets are generated as an installation does
+    and mounted where Swarm puts them; `${KEY}` settings take their defaults.
     """
     compose = recipe.compose()
     labels = run_labels(scope)
+    runtime = runtime_for(recipe, {})
+    settings = setting_values(runtime)
     stack = RunningStack(recipe=recipe, client=client, services={}, volumes=dict(volumes or {}))
+    if secrets_dir is None and runtime.secrets:
+        secrets_dir = Path(tempfile.mkdtemp(prefix=f"commonshelf-secrets-{recipe.name}-"))
+        for name, secret in runtime.secrets.items():
+            (secrets_dir / name).write_text(secret.generate())
+            (secrets_dir / name).chmod(0o444)  # as Swarm mounts them: root-owned, world-readable
+    stack.secrets_dir = secrets_dir
     try:
         for network_name in sorted({n for s in compose["services"].values() for n in networks(s)}):
             stack.networks[network_name] = Network(docker_network_kw={"labels": labels}).create()
@@ -170,7 +196,15 @@ def start_stack(
                 str(image), network=stack.networks[joined[0]], network_aliases=[name]
             )
             for key, value in service_environment(spec.get("environment")).items():
-                container.with_env(key, value)
+                container.with_env(key, fill_settings(value, settings))
+            for source, target in service_secrets(spec.get("secrets")):
+                if secrets_dir is None or not (secrets_dir / source).is_file():
+                    raise CommonshelfError(
+                        f"{recipe.compose_path}: service '{name}' reads secret '{source}', "
+                        "which recipe.yml does not declare.",
+                        f"declare it under `secrets:` in {recipe.path / 'recipe.yml'}.",
+                    )
+                container.with_volume_mapping(str(secrets_dir / source), target, "ro")
             for volume, path in named_volumes(spec.get("volumes")):
                 engine_name = stack.volumes.get(volume)
                 if engine_name is None:

@@ -17,9 +17,10 @@ import io
 import shutil
 import tarfile
 import tempfile
+from collections.abc import Collection
 from pathlib import Path
 
-from commonshelf.catalogue.catalog import Catalog, ReleasedVersion, released_records
+from commonshelf.catalogue.catalog import Catalog, CatalogError, ReleasedVersion, released_records
 from commonshelf.ci.promote import release
 from commonshelf.ci.stages import Shelf
 from commonshelf.platform.errors import ReleaseError
@@ -30,15 +31,27 @@ from commonshelf.platform.settings import Settings
 from commonshelf.recipes.model import Recipe, content_hash, load_recipe
 
 
-def needs_rebuild(settings: Settings) -> bool:
-    """The catalogue lists releases that this machine's signed repository does not hold."""
-    if (settings.public_dir / "metadata" / "1.root.json").exists():
-        return False
+def unpublished(settings: Settings, apps: Collection[str] | None = None) -> list[ReleasedVersion]:
+    """Released versions (of `apps`, default all) that this machine's signed repository does
+    not hold, oldest first per app: what must be rebuilt before their next version's upgrade
+    check can start from them."""
     try:
         data = settings.catalog_path.read_bytes()
     except FileNotFoundError:
-        return False
-    return bool(released_records(data, str(settings.catalog_path)))
+        return []
+    return [
+        released
+        for released in released_records(data, str(settings.catalog_path))
+        if (apps is None or released.app in apps)
+        and not (
+            settings.public_dir / "targets" / "apps" / released.app / released.version
+        ).is_dir()
+    ]
+
+
+def needs_rebuild(settings: Settings, apps: Collection[str] | None = None) -> bool:
+    """The catalogue lists releases (of `apps`) that this machine never published."""
+    return bool(unpublished(settings, apps))
 
 
 def checkout(repo: Path, released: ReleasedVersion, into: Path) -> Recipe:
@@ -86,21 +99,27 @@ def checkout(repo: Path, released: ReleasedVersion, into: Path) -> Recipe:
     return load_recipe(folder)
 
 
-def rebuild(shelf: Shelf, say: Say) -> None:
-    """Rebuild, vet and re-release every version the committed catalogue lists, oldest first.
+def rebuild(shelf: Shelf, say: Say, apps: Collection[str] | None = None) -> None:
+    """Rebuild, vet and re-release the released versions of `apps` (default: every app) that
+    this machine never published, oldest first; the other apps' entries stay as they are.
 
-    On any failure catalog.json is put back as it was, the
-    partial repository is removed, and a ReleaseError says which version failed and why.
+    On any failure catalog.json is put back as it was, a repository this run started is
+    removed, and a ReleaseError says which version failed and why.
     """
     settings = shelf.settings
     original = settings.catalog_path.read_bytes()
-    history = released_records(original, str(settings.catalog_path))
+    history = unpublished(settings, apps)
+    if not history:
+        return
     say(
         f"catalog.json lists {len(history)} released version(s) that this machine has not "
         "published: rebuilding them from their commits"
     )
     shelf.base_tag  # noqa: B018 -- its own row in the table, not a released version's
-    write_bytes_atomic(settings.catalog_path, Catalog().to_bytes())
+    fresh_repository = not (settings.public_dir / "metadata" / "1.root.json").exists()
+    write_bytes_atomic(
+        settings.catalog_path, _without(original, settings, history, fresh_repository)
+    )
     try:
         with tempfile.TemporaryDirectory(prefix="commonshelf-history-") as work:
             for index, released in enumerate(history):
@@ -129,5 +148,22 @@ def rebuild(shelf: Shelf, say: Say) -> None:
                     )
     except BaseException:
         write_bytes_atomic(settings.catalog_path, original)
-        shutil.rmtree(settings.public_dir, ignore_errors=True)
+        if fresh_repository:
+            shutil.rmtree(settings.public_dir, ignore_errors=True)
         raise
+
+
+def _without(
+    original: bytes, settings: Settings, rebuilt: list[ReleasedVersion], fresh_repository: bool
+) -> bytes:
+    """The catalogue to release the rebuilt versions into: the other apps' entries as they
+    were (an older catalogue schema, or a new repository, starts empty)."""
+    try:
+        catalog = Catalog.from_bytes(original, str(settings.catalog_path))
+    except CatalogError:
+        return Catalog().to_bytes()
+    for app in {released.app for released in rebuilt}:
+        catalog.apps.pop(app, None)
+    if fresh_repository:
+        catalog.platform = {}  # the proxy is published anew with the repository
+    return catalog.to_bytes()

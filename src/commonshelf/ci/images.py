@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import subprocess
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -244,6 +245,13 @@ def build_recipe(
         image = client.images.get(ref)
         image.tag(repository, recipe.image_tag)
         built[service] = BuiltImage(service, ref, image.id, built=fresh)
+    for service, folder in sorted(recipe.platform.items()):
+        shared = build_shared(client, folder, base_tag, revision=revision, source=source)
+        if shared.built:
+            say(f"Built platform service {folder.name} {shared.version} (for {recipe.name})")
+        image = client.images.get(shared.ref)
+        image.tag(local_repository(recipe, service), recipe.image_tag)
+        built[service] = BuiltImage(service, shared.ref, image.id, built=shared.built)
     return built
 
 
@@ -266,9 +274,38 @@ def build_platform(
     revision: str,
     source: str,
 ) -> PlatformImage:
-    folder = settings.shared_dir / name
+    """A component of every installation (the proxy), from `shared/<name>/`."""
+    return build_shared(
+        client, settings.shared_dir / name, base_tag, revision=revision, source=source
+    )
+
+
+def build_shared(
+    client: docker.DockerClient, folder: Path, base_tag: str, *, revision: str, source: str
+) -> PlatformImage:
+    """An image defined once in `shared/` (the proxy, a database service), tagged by the hash
+    of its definition and the base image: every recipe and version naming it gets the same
+    image, so an app's update leaves its database service untouched."""
+    name = folder.name
     version = content_hash(folder, base_tag)[:12]
-    ref, fresh = build_context(
+    with _SHARED_BUILDS.setdefault(name, threading.Lock()):  # recipes vetted side by side
+        ref, fresh = _build_shared_locked(folder, name, version, client, base_tag, revision, source)
+    return PlatformImage(name=name, version=version, ref=ref, built=fresh)
+
+
+_SHARED_BUILDS: dict[str, threading.Lock] = {}
+
+
+def _build_shared_locked(
+    folder: Path,
+    name: str,
+    version: str,
+    client: docker.DockerClient,
+    base_tag: str,
+    revision: str,
+    source: str,
+) -> tuple[str, bool]:
+    return build_context(
         client,
         folder,
         repository=f"commonshelf/{name}",
@@ -281,9 +318,8 @@ def build_platform(
             "org.opencontainers.image.revision": revision,
             "org.opencontainers.image.base.name": base_tag,
         },
-        fix=f"check shared/{name}/Dockerfile.",
+        fix=f"check {folder}/Dockerfile.",
     )
-    return PlatformImage(name=name, version=version, ref=ref, built=fresh)
 
 
 def push(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,10 +33,18 @@ def open_shelf(settings: Settings, say: Say = quiet) -> Shelf:
     them (a fresh clone), so that upgrade checks start from real released builds."""
     shelf = Shelf(settings, say)
 
-    def ensure_history() -> None:
+    rebuilding = False
+
+    def ensure_history(apps: Collection[str] | None = None) -> None:
+        nonlocal rebuilding
         with shelf._lock:
-            if history.needs_rebuild(settings):
-                history.rebuild(shelf, say)
+            if rebuilding:  # a released version's own upgrade check, during the rebuild
+                return
+            rebuilding = True
+            try:
+                history.rebuild(shelf, say, apps)
+            finally:
+                rebuilding = False
 
     shelf.history = ensure_history
     return shelf
@@ -120,7 +129,7 @@ def run_pipeline(
     shelf = open_shelf(settings, say)
     recipes = shelf.recipes(names)
     if shelf.history is not None:
-        shelf.history()  # up front, so its rows lead the table
+        shelf.history([r.name for r in recipes])  # up front, so its rows lead the table
     vet(shelf, recipes)
     outcome = release(settings, shelf.client, recipes, shelf.base_tag, say=say)
     urls: list[str] = []

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,7 +70,8 @@ class Shelf:
     _proxy: PinnedProxy | None = None
     results: list[StageResult] = field(default_factory=list)
     lint_results: dict[str, CheckResult] = field(default_factory=dict)  # linted once, by vet
-    history: Callable[[], None] | None = None  # rebuilds released versions (ci.history)
+    # rebuilds the released versions of the named apps this machine never published (ci.history)
+    history: Callable[[Collection[str]], None] | None = None
     # Recipes are vetted on threads: the engine, base image and tool versions are set up once.
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     _workers: threading.local = field(default_factory=threading.local, repr=False)
@@ -228,7 +229,7 @@ class Shelf:
     def released_before(self, recipe: Recipe) -> Deployable | None:
         """The newest released version below the candidate, as installations run it."""
         if self.history is not None:
-            self.history()
+            self.history([recipe.name])
         catalog = Catalog.load(self.settings.catalog_path)
         versions = catalog.versions(recipe.name)
         candidate = semver.Version.parse(recipe.version)

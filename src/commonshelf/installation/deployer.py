@@ -12,7 +12,7 @@ a candidate's contract, in a namespace of its own.
 from __future__ import annotations
 
 import contextlib
-import secrets as token_source
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,8 @@ from commonshelf.platform.fsutil import write_bytes_atomic, write_text_atomic
 from commonshelf.platform.wait import poll
 
 STACK_LABEL = "com.docker.stack.namespace"
+SECRET_LABEL = "org.commonshelf.secret-sha256"  # which value a Swarm secret was made from
+MIN_SECRET_LENGTH = 16
 STEADY = 20  # answers in a row (about a second) before an app counts as served
 
 
@@ -121,27 +123,53 @@ class Deployer:
     # ---- apps
 
     def ensure_secrets(self, app: str, runtime: Runtime) -> None:
-        """Generate each secret once (kept 0600 in the home) and hand it to Swarm."""
+        """Generate each secret once (kept 0600 in the home) and hand it to Swarm.
+
+        Checked before anything is deployed: a secret file that was emptied or mangled, or a
+        Swarm secret that holds another value than the file, stops the install with one line
+        (an app started with the wrong database password would fail, or worse, half-start).
+        """
         stack = self.config.stack(app)
         folder = self.home / "secrets" / app
         for name, spec in runtime.secrets.items():
             path = folder / name
             if not path.exists():
                 folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-                write_bytes_atomic(
-                    path, token_source.token_urlsafe(spec.length)[: spec.length].encode(), 0o600
+                write_bytes_atomic(path, spec.generate().encode(), 0o600)
+            value = path.read_bytes()
+            if len(value) < MIN_SECRET_LENGTH or not value.isascii() or not value.isalnum():
+                raise DeployError(
+                    f"{path}: the secret {name} of {app} is not a generated secret "
+                    f"(empty, shorter than {MIN_SECRET_LENGTH} or not letters and digits); "
+                    "nothing was deployed.",
+                    f"restore the file from a backup of {self.home}, or, for an app that never "
+                    "ran with it, delete the file to generate a new one.",
                 )
+            fingerprint = hashlib.sha256(value).hexdigest()
             swarm_name = secret_name(stack, name)
-            if not self.client.secrets.list(filters={"name": swarm_name}):
-                try:
-                    self.client.secrets.create(
-                        name=swarm_name, data=path.read_bytes(), labels={STACK_LABEL: stack}
-                    )
-                except docker.errors.APIError as exc:
+            existing = self.client.secrets.list(filters={"name": swarm_name})
+            existing = [s for s in existing if s.name == swarm_name]
+            if existing:
+                held = (existing[0].attrs.get("Spec", {}).get("Labels") or {}).get(SECRET_LABEL)
+                if held is not None and held != fingerprint:
                     raise DeployError(
-                        f"Cannot hand the secret {name} of {app} to Swarm: {exc.explanation}",
-                        "check that this engine is a Swarm manager (`docker info`).",
-                    ) from exc
+                        f"Swarm secret {swarm_name} holds another value than {path}; "
+                        "nothing was deployed.",
+                        f"restore {path} from a backup of {self.home}, or remove the app's stack "
+                        f"and `docker secret rm {swarm_name}` to hand over the file's value.",
+                    )
+                continue
+            try:
+                self.client.secrets.create(
+                    name=swarm_name,
+                    data=value,
+                    labels={STACK_LABEL: stack, SECRET_LABEL: fingerprint},
+                )
+            except docker.errors.APIError as exc:
+                raise DeployError(
+                    f"Cannot hand the secret {name} of {app} to Swarm: {exc.explanation}",
+                    "check that this engine is a Swarm manager (`docker info`).",
+                ) from exc
 
     def deploy_app(
         self,

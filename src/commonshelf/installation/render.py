@@ -27,7 +27,15 @@ def secret_name(stack: str, secret: str) -> str:
     return f"{stack}_{secret}"
 
 
-def _fill(value: Any, settings: dict[str, str]) -> Any:
+def setting_values(runtime: Runtime, chosen: dict[str, str] | None = None) -> dict[str, str]:
+    """Every setting of the version as text: the operator's choice, else the default."""
+    values = {name: spec.text() for name, spec in runtime.settings.items()}
+    values.update(chosen or {})
+    return values
+
+
+def fill_settings(value: Any, settings: dict[str, str]) -> Any:
+    """`${KEY}` references in a compose value replaced by the settings' values."""
     if not isinstance(value, str):
         return value
     return _REFERENCE.sub(lambda m: settings.get(m.group(1), m.group(0)), value)
@@ -54,8 +62,7 @@ def render_app(
     settings: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """The recipe's compose file as this installation runs it."""
-    values = {name: spec.text() for name, spec in runtime.settings.items()}
-    values.update(settings or {})
+    values = setting_values(runtime, settings)
     rendered = copy.deepcopy(compose)
     services: dict[str, Any] = rendered.get("services") or {}
     for name, spec in services.items():
@@ -71,9 +78,9 @@ def render_app(
         spec.setdefault("deploy", {})["endpoint_mode"] = "dnsrr"
         env = spec.get("environment")
         if isinstance(env, dict):
-            spec["environment"] = {k: _fill(v, values) for k, v in env.items()}
+            spec["environment"] = {k: fill_settings(v, values) for k, v in env.items()}
         elif isinstance(env, list):
-            spec["environment"] = [_fill(item, values) for item in env]
+            spec["environment"] = [fill_settings(item, values) for item in env]
     main = services.get(runtime.main.service)
     if main is None:
         raise DeployError(

@@ -81,6 +81,20 @@ def service_environment(spec: Any) -> dict[str, str]:
     return {}
 
 
+def service_secrets(spec: Any) -> list[tuple[str, str]]:
+    """(secret, path in the container) pairs of a compose service's `secrets:` (short or long
+    syntax); Swarm mounts each at /run/secrets/<target>."""
+    pairs: list[tuple[str, str]] = []
+    for item in spec if isinstance(spec, list) else []:
+        if isinstance(item, str):
+            pairs.append((item, f"/run/secrets/{item}"))
+        elif isinstance(item, dict) and item.get("source"):
+            source = str(item["source"])
+            target = str(item.get("target") or source)
+            pairs.append((source, target if target.startswith("/") else f"/run/secrets/{target}"))
+    return pairs
+
+
 def named_volumes(spec: Any) -> list[tuple[str, str]]:
     """(volume, path) pairs of a compose service's named-volume mounts (short or long syntax)."""
     mounts: list[tuple[str, str]] = []

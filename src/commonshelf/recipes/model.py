@@ -55,6 +55,9 @@ class Recipe:
     builds: dict[str, str]  # service -> build context folder, relative to the recipe
     data: tuple[DataVolume, ...]
     manifest: dict[str, Any] = field(repr=False)
+    # service -> shared platform service folder (`shared/services/<name>/`, e.g. postgres):
+    # one definition, one image for every recipe and version that names it
+    platform: dict[str, Path] = field(default_factory=dict)
 
     @property
     def recipe_version(self) -> semver.Version:
@@ -81,7 +84,11 @@ class Recipe:
         return load_compose(self.compose_path)
 
     def content_hash(self) -> str:
-        return content_hash(self.path)
+        """The folder's hash, and that of each shared platform service it names."""
+        shared = [
+            f"{name}={content_hash(folder)}" for name, folder in sorted(self.platform.items())
+        ]
+        return content_hash(self.path, *shared)
 
 
 def load_recipe(recipe_dir: Path, schema_file: Path | None = None) -> Recipe:
@@ -110,7 +117,14 @@ def load_recipe(recipe_dir: Path, schema_file: Path | None = None) -> Recipe:
                 f"{manifest_path}: service '{service}' is not in compose.yml.",
                 "name a service that compose.yml defines.",
             )
-    builds: dict[str, str] = {svc: spec["build"] for svc, spec in manifest["services"].items()}
+    builds: dict[str, str] = {
+        svc: spec["build"] for svc, spec in manifest["services"].items() if "build" in spec
+    }
+    platform = {
+        svc: _platform_service(schema_file, manifest_path, svc, spec["platform"])
+        for svc, spec in manifest["services"].items()
+        if "platform" in spec
+    }
     for svc, context in builds.items():
         if not (recipe_dir / context / "Dockerfile").is_file():
             raise RecipeError(
@@ -127,12 +141,30 @@ def load_recipe(recipe_dir: Path, schema_file: Path | None = None) -> Recipe:
         version=manifest["version"],
         main=main,
         builds=builds,
+        platform=platform,
         data=tuple(
             DataVolume(volume=d["volume"], service=d["service"], path=d["path"])
             for d in manifest["data"]
         ),
         manifest=manifest,
     )
+
+
+PLATFORM_SERVICES = Path("services")  # under the shelf's shared/ folder
+
+
+def _platform_service(schema_file: Path, manifest_path: Path, service: str, name: str) -> Path:
+    """The folder of a shared platform service (`shared/services/NAME/Dockerfile`)."""
+    shared = schema_file.parent.parent
+    folder = shared / PLATFORM_SERVICES / name
+    if not (folder / "Dockerfile").is_file():
+        known = sorted(d.parent.name for d in (shared / PLATFORM_SERVICES).glob("*/Dockerfile"))
+        raise RecipeError(
+            f"{manifest_path}: service '{service}' names platform service '{name}', "
+            "which the shelf does not have.",
+            f"use one of: {', '.join(known) or '(none)'}; or build the service (`build:`).",
+        )
+    return folder
 
 
 def changelog_entry(recipe_dir: Path, version: str) -> str | None:

@@ -9,7 +9,7 @@ from typing import Any
 
 from commonshelf.recipes.lint.context import RecipeContext, as_dict, as_list
 from commonshelf.recipes.lint.registry import Hit, rule
-from commonshelf.recipes.model import changelog_entry
+from commonshelf.recipes.model import PLATFORM_SERVICES, changelog_entry, schema_file_for
 
 WAIVER_DAYS = 90
 WAIVERS = ".trivyignore.yaml"
@@ -54,7 +54,8 @@ def _builds(recipe: RecipeContext) -> Iterator[tuple[str, str, Path]]:
     if recipe.manifest is None:
         return
     for service, spec in recipe.manifest["services"].items():
-        yield service, spec["build"], recipe.folder / spec["build"] / "Dockerfile"
+        if "build" in spec:
+            yield service, spec["build"], recipe.folder / spec["build"] / "Dockerfile"
 
 
 @rule(
@@ -70,6 +71,26 @@ def dockerfile_exists(recipe: RecipeContext) -> Iterator[Hit]:
                 recipe.manifest_doc.path,
                 f"service '{service}' builds from '{build}/', which has no Dockerfile",
                 recipe.manifest_doc.line("services", service, "build"),
+            )
+
+
+@rule(
+    "R033",
+    "error",
+    "a platform service is one the shelf has (shared/services/<name>/)",
+    fix="use `platform: postgres` or `platform: mariadb`, or build the service (`build:`).",
+)
+def platform_service_exists(recipe: RecipeContext) -> Iterator[Hit]:
+    if recipe.manifest is None:
+        return
+    services = schema_file_for(recipe.folder).parent.parent / PLATFORM_SERVICES  # as load_recipe
+    for service, spec in recipe.manifest["services"].items():
+        name = spec.get("platform")
+        if name is not None and not (services / str(name) / "Dockerfile").is_file():
+            yield Hit(
+                recipe.manifest_doc.path,
+                f"service '{service}' names platform service '{name}', which the shelf lacks",
+                recipe.manifest_doc.line("services", service, "platform"),
             )
 
 
