@@ -387,3 +387,46 @@ def test_an_update_that_leaves_the_proxy_without_a_task_fails_upgrade(
     assert f"{proof.failed} of {proof.probes} probes through the proxy failed" in detail
     assert "HTTP 502" in detail or "HTTP 504" in detail or "Error" in detail
     assert result.level == 3
+
+
+def test_an_exclusive_volume_may_restart_stop_first_and_its_downtime_is_recorded(
+    settings: Settings,
+    ci: Shelf,
+    recipe_image: str,
+    docker_client: docker.DockerClient,
+    pinned_proxy: PinnedProxy,
+    rehearsals: list[Rehearsal],
+    tmp_path: Path,
+) -> None:
+    """The same slow stop-first update, but the service owns an exclusive data volume (as a
+    database does): its restart is the downtime the recipe declared, so the check passes and
+    records it; the seeded data must still be there afterwards."""
+    folder = copy_of_recipe(settings, tmp_path)
+
+    def stop_first(compose: dict[str, Any]) -> None:
+        app = compose["services"]["app"]
+        app["command"] = ["sh", "-c", "sleep 3; exec nginx -e stderr -g 'daemon off;'"]
+        app["deploy"]["update_config"]["order"] = "stop-first"
+        app["deploy"]["rollback_config"]["order"] = "stop-first"
+
+    edit_yaml(folder / "compose.yml", stop_first)
+    edit_yaml(folder / "recipe.yml", lambda m: m["data"][0].update(exclusive=True))
+    released = released_version(settings, docker_client, recipe_image, folder=folder)
+    edit_yaml(  # the new version changes the service's definition: it is replaced
+        folder / "compose.yml",
+        lambda c: c["services"]["app"]["healthcheck"].update(interval="4s"),
+    )
+    result = _matrix(
+        ci,
+        load_recipe(folder),
+        {"app": recipe_image},
+        docker_client,
+        pinned_proxy,
+        rehearsals,
+        released,
+    )
+    assert result.passed, _why(result)
+    proof = result.upgrade
+    assert proof is not None and proof.stop_first == ("app",)
+    assert 0 < proof.failed < proof.probes and proof.downtime > 0, proof
+    assert "while app restarted stop-first" in _check(result, "upgrade").detail

@@ -52,6 +52,8 @@ class DataVolume(msgspec.Struct, frozen=True, kw_only=True):
     service: str
     path: str
     description: str = ""
+    # one task at a time (a database): its service updates stop-first, with downtime
+    exclusive: bool = False
 
 
 class BackupHooks(msgspec.Struct, frozen=True, kw_only=True):
@@ -162,6 +164,10 @@ class UpgradeProof(msgspec.Struct, frozen=True, kw_only=True):
     probes: int
     failed: int
     seconds: float
+    # services replaced stop-first because they own an exclusive data volume: their
+    # restart is the only downtime allowed, measured from the first to the last failed probe
+    stop_first: tuple[str, ...] = ()
+    downtime: float = 0.0
 
 
 class ScanSummary(msgspec.Struct, frozen=True, kw_only=True):

@@ -180,6 +180,8 @@ class Prober:
     probes: int = 0
     failed: int = 0
     failures: list[str] = field(default_factory=list)
+    first_failure: float | None = None  # time.monotonic() of the first and last failed probe
+    last_failure: float | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -201,12 +203,23 @@ class Prober:
             try:
                 answer = self.deployer.get(self.app, self.path, timeout=5)
                 if answer.status_code != 200:
-                    self.failed += 1
-                    self.failures.append(f"HTTP {answer.status_code}")
+                    self._failed(started, f"HTTP {answer.status_code}")
             except requests.RequestException as exc:
-                self.failed += 1
-                self.failures.append(type(exc).__name__)
+                self._failed(started, type(exc).__name__)
             self._stop.wait(max(0.0, self.interval - (time.monotonic() - started)))
+
+    def _failed(self, at: float, why: str) -> None:
+        self.failed += 1
+        self.failures.append(why)
+        self.first_failure = at if self.first_failure is None else self.first_failure
+        self.last_failure = at
+
+    @property
+    def downtime(self) -> float:
+        """Seconds from the first failed probe to the one after the last (0: none failed)."""
+        if self.first_failure is None or self.last_failure is None:
+            return 0.0
+        return round(self.last_failure - self.first_failure + self.interval, 1)
 
 
 class SwarmApp:

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from commonshelf.recipes.compose import named_volumes
-from commonshelf.recipes.lint.context import RecipeContext, as_dict
+from commonshelf.recipes.lint.context import RecipeContext, as_dict, as_list
 from commonshelf.recipes.lint.registry import Hit, rule
 
 
@@ -75,6 +75,35 @@ def rollback_on_failure(recipe: RecipeContext) -> Iterator[Hit]:
 
 
 # ---- rules that need both files (a recipe.yml that passes the schema, and services)
+
+
+@rule(
+    "R034",
+    "error",
+    "a service that owns an exclusive data volume updates stop-first",
+    fix="set `deploy.update_config.order: stop-first` (and rollback_config too) on that service.",
+)
+def exclusive_data_stops_first(recipe: RecipeContext) -> Iterator[Hit]:
+    """Two tasks of a database on one volume corrupt it (docs/design.md): the old task must be
+    gone before the new one starts, on update and on rollback alike."""
+    if recipe.manifest is None:
+        return
+    doc = recipe.compose_doc
+    defined = services(recipe)
+    for data in as_list(recipe.manifest.get("data")):
+        data = as_dict(data)
+        name = str(data.get("service"))
+        if not data.get("exclusive") or name not in defined:
+            continue
+        deploy = as_dict(defined[name].get("deploy"))
+        for key in ("update_config", "rollback_config"):
+            if as_dict(deploy.get(key)).get("order", "stop-first") != "stop-first":
+                yield Hit(
+                    doc.path,
+                    f"service '{name}' owns the exclusive volume '{data.get('volume')}' but its "
+                    f"{key} starts the new task first",
+                    doc.line("services", name, "deploy", key) or doc.line("services", name),
+                )
 
 
 @rule(
