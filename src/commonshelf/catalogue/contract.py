@@ -45,8 +45,10 @@ class MainService(msgspec.Struct, frozen=True, kw_only=True):
     timeout: int = 120  # seconds the app may take to become healthy
 
 
-class DataVolume(msgspec.Struct, frozen=True, kw_only=True):
-    """A named volume that holds user data: never removed by an update or a removal."""
+class DataVolume(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """A named volume that holds user data: never removed by an update or a removal.
+
+    (Defaults are omitted, so entries released before a field existed keep their bytes.)"""
 
     volume: str
     service: str
@@ -157,8 +159,10 @@ class CheckOutcome(msgspec.Struct, frozen=True, kw_only=True):
     seconds: float = 0.0
 
 
-class UpgradeProof(msgspec.Struct, frozen=True, kw_only=True):
-    """The upgrade check as an installation would live it: probes through its proxy."""
+class UpgradeProof(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """The upgrade check as an installation would live it: probes through its proxy.
+
+    (Defaults are omitted, so entries released before a field existed keep their bytes.)"""
 
     from_version: str
     probes: int
