@@ -188,16 +188,23 @@ def scan(c: Context, app: str, force: bool = True) -> None:
     help={
         "app": "recipes to vet (default: all)",
         "jobs": "recipes vetted side by side (default: one per core)",
+        "changed": "only recipes whose content differs from their released version",
     },
     iterable=["app"],
 )
 @_friendly
-def vet(c: Context, app: list[str] | None = None, jobs: int = 0) -> None:
+def vet(c: Context, app: list[str] | None = None, jobs: int = 0, changed: bool = False) -> None:
     """Build, test and scan recipes; content that already passed is skipped (CI's gate)."""
+    from commonshelf.ci.pipeline import unreleased
     from commonshelf.ci.pipeline import vet as run_vet
 
     shelf = _shelf()
-    ok = run_vet(shelf, shelf.recipes(app or None), jobs=jobs)
+    recipes = shelf.recipes(app or None)
+    if changed:
+        recipes = unreleased(shelf.settings, recipes)
+        names = ", ".join(r.name for r in recipes) or "none"
+        console.say(f"Recipes changed since their release: {names}")
+    ok = run_vet(shelf, recipes, jobs=jobs)
     console.stage_table(shelf.results, "vet")
     if not ok:
         raise Exit(code=1)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import docker
 
+from commonshelf.catalogue.catalog import Catalog
 from commonshelf.catalogue.server import ensure_catalogue_server
 from commonshelf.ci import history
 from commonshelf.ci.linting import lint_verdicts
@@ -94,6 +95,18 @@ class DemoInstallation:
     home: Path | None = None  # default: <state dir>/agent
     http_port: int = 80
     namespace: str = ""
+
+
+def unreleased(settings: Settings, recipes: list[Recipe]) -> list[Recipe]:
+    """The recipes whose content is not what catalog.json says was released as their version:
+    what a change to the shelf asks CI to vet (the rest was vetted when it was released)."""
+    catalog = Catalog.load(settings.catalog_path)
+    return [
+        recipe
+        for recipe in recipes
+        if (released := catalog.versions(recipe.name).get(recipe.version)) is None
+        or released.content_hash != recipe.content_hash()
+    ]
 
 
 def vet(shelf: Shelf, recipes: list[Recipe], jobs: int = 0) -> bool:
