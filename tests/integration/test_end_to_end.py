@@ -11,6 +11,7 @@ secrets/ and Swarm.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import stat
@@ -37,6 +38,7 @@ from commonshelf.ci.stages import Shelf
 from commonshelf.ci.trivydb import Advisory, write_trivy_db
 from commonshelf.installation import swarm
 from commonshelf.installation.agent import Agent
+from commonshelf.installation.deployer import SECRET_LABEL
 from commonshelf.platform.errors import TrustError
 from commonshelf.platform.settings import Settings
 from commonshelf.recipes.model import load_recipe
@@ -271,7 +273,9 @@ def test_an_apps_secret_is_generated_on_install_and_written_nowhere_else(
     # handed over as the Swarm secret <stack>_<name>, owned by the app's stack
     [secret] = docker_client.secrets.list(filters={"name": f"{stack}_{SECRET}"})
     assert secret.name == f"{stack}_{SECRET}"
-    assert secret.attrs["Spec"]["Labels"] == {swarm.STACK_LABEL: stack}
+    labels = secret.attrs["Spec"]["Labels"]
+    assert labels[swarm.STACK_LABEL] == stack  # and which value it was made from (a digest)
+    assert labels[SECRET_LABEL] == hashlib.sha256(value).hexdigest() != value.decode()
     # ... which the app's service reads where Swarm mounts it
     [task] = swarm.task_containers(docker_client, f"{stack}_app")
     code, mounted = task.exec_run(["cat", f"/run/secrets/{SECRET}"])
