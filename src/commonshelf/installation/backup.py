@@ -86,6 +86,12 @@ def restore_volumes(
 ) -> Backup:
     """Put a backup's volume copies back (the app's stack must not be running)."""
     made = read_record(folder / MANIFEST, Backup)
+    if made.app != app:
+        raise DeployError(
+            f"The backup {folder} holds the data of {made.app}, not of {app}; nothing was "
+            "restored.",
+            f"pick a backup of {app} (`commonshelf backups {app}`).",
+        )
     stack = deployer.config.stack(app)
     for data in runtime.data:
         archive = made.volumes.get(data.volume)
