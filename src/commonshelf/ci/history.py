@@ -107,10 +107,10 @@ def rebuild(shelf: Shelf, say: Say, apps: Collection[str] | None = None) -> None
     removed, and a ReleaseError says which version failed and why.
     """
     settings = shelf.settings
-    original = settings.catalog_path.read_bytes()
     history = unpublished(settings, apps)
     if not history:
         return
+    original = settings.catalog_path.read_bytes()
     say(
         f"catalog.json lists {len(history)} released version(s) that this machine has not "
         "published: rebuilding them from their commits"
