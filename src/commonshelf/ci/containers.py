@@ -80,9 +80,13 @@ class RunningStack:
     def url(self, path: str = "/") -> str:
         return self.base_url + path
 
-    def get(self, path: str = "/", **kwargs: Any) -> requests.Response:
+    def request(self, method: str, path: str = "/", **kwargs: Any) -> requests.Response:
+        """Any HTTP method to the main service (as `SwarmApp.request` does in the matrix)."""
         kwargs.setdefault("timeout", 10)
-        return requests.get(self.url(path), **kwargs)
+        return requests.request(method, self.url(path), **kwargs)
+
+    def get(self, path: str = "/", **kwargs: Any) -> requests.Response:
+        return self.request("GET", path, **kwargs)
 
     def exec(self, command: str | list[str], service: str | None = None, user: str = "") -> str:
         """Run a command in a service; raise with its output when it fails."""

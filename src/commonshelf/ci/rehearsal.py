@@ -238,10 +238,20 @@ class SwarmApp:
     def url(self, path: str = "/") -> str:
         return self.base_url + path
 
-    def get(self, path: str = "/", **kwargs: Any) -> requests.Response:
+    def request(self, method: str, path: str = "/", **kwargs: Any) -> requests.Response:
+        """Any HTTP method through the installation's proxy, with the app's Host header (the
+        proxy routes by it; `url()` alone reaches the proxy, not the app)."""
         headers = {"Host": self.deployer.config.hostname(self.app), **kwargs.pop("headers", {})}
         kwargs.setdefault("timeout", 10)
-        return requests.get(self.url(path), headers=headers, **kwargs)
+        return requests.request(method, self.url(path), headers=headers, **kwargs)
+
+    def get(self, path: str = "/", **kwargs: Any) -> requests.Response:
+        return self.request("GET", path, **kwargs)
+
+    def secret(self, name: str) -> str:
+        """A secret the installation generated for the app (what services read at
+        /run/secrets/NAME), as `RunningStack.secret` gives it in a recipe's own tests."""
+        return (self.deployer.home / "secrets" / self.app / name).read_text()
 
     def exec(self, command: str | list[str], service: str | None = None, user: str = "") -> str:
         return self.deployer.exec(self.app, service or self.runtime.main.service, command, user)
