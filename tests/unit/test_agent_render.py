@@ -220,3 +220,23 @@ def test_install_json_prints_the_record(
     assert cli.main(["--home", str(tmp_path), "--json", "install", "web"]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["app"] == "web" and shown["changed"] is True
+
+
+def test_published_ports_go_to_the_installations_host_ports() -> None:
+    compose = {
+        "services": {
+            "app": {
+                "image": "x",
+                "ports": [
+                    {"target": 5222, "published": 5222, "protocol": "tcp", "mode": "host"},
+                    "22000:22000/udp",
+                ],
+            }
+        }
+    }
+    moved = InstallationConfig(repository="r", namespace="t-", host_ports={5222: 15222})
+    app = render_app(compose, _runtime(), moved, "chat")["services"]["app"]
+    assert app["ports"] == [
+        {"target": 5222, "published": 15222, "protocol": "tcp", "mode": "host"},
+        {"target": 22000, "published": 22000, "protocol": "udp", "mode": "host"},
+    ]

@@ -39,6 +39,7 @@ from commonshelf.ci.rehearsal import (
 )
 from commonshelf.installation.backup import back_up, restore_volumes, run_restore_hooks
 from commonshelf.installation.state import Installed
+from commonshelf.platform.compose_syntax import published_port
 from commonshelf.platform.errors import CommonshelfError, DeployError
 from commonshelf.recipes.model import Recipe
 
@@ -281,7 +282,15 @@ def run_matrix(
     check starts from `released` (None: this is the recipe's first release). `lint` is the
     linter's verdict on the recipe, which counts for the top level only."""
     reap_dead_rehearsals(client)
-    rehearsal = Rehearsal(client, uuid.uuid4().hex[:8], proxy)
+    published = [
+        port[0]
+        for version in (candidate, released)
+        if version is not None
+        for service in (version.compose.get("services") or {}).values()
+        for item in (service.get("ports") or [])
+        if (port := published_port(item)) is not None
+    ]
+    rehearsal = Rehearsal(client, uuid.uuid4().hex[:8], proxy, published)
     matrix = _Matrix(recipe, candidate, released, rehearsal)
     results: list[CheckResult] = []
     blocked = ""

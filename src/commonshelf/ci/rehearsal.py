@@ -16,6 +16,7 @@ import socket
 import tempfile
 import threading
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -143,14 +144,25 @@ class Rehearsal:
     `<tmp>/commonshelf-rehearsals/<scope>/` with an `owner` file (pid, host) so that a
     later run can remove what a dead one left (`reap_dead_rehearsals`)."""
 
-    def __init__(self, client: docker.DockerClient, scope: str, proxy: PinnedProxy) -> None:
+    def __init__(
+        self,
+        client: docker.DockerClient,
+        scope: str,
+        proxy: PinnedProxy,
+        published: Collection[int] = (),
+    ) -> None:
+        """`published`: the host ports the app publishes itself (XMPP's 5222, say), each moved
+        to a free port here so a rehearsal never meets an installation on the same host."""
         self.client = client
         self.namespace = f"{PREFIX}{scope}-"
         self.home = REHEARSALS / scope
         self.home.mkdir(parents=True, exist_ok=False)
         (self.home / "owner").write_text(f"{os.getpid()} {socket.gethostname()}\n")
         self.config = InstallationConfig(
-            repository="rehearsal:", http_port=free_port(), namespace=self.namespace
+            repository="rehearsal:",
+            http_port=free_port(),
+            namespace=self.namespace,
+            host_ports={port: free_port() for port in sorted(set(published))},
         )
         self.deployer = Deployer(client, self.home, self.config)
         self.proxy = proxy

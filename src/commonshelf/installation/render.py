@@ -15,6 +15,7 @@ from typing import Any
 
 from commonshelf.catalogue.contract import Runtime, is_pinned
 from commonshelf.installation.state import InstallationConfig
+from commonshelf.platform.compose_syntax import published_port
 from commonshelf.platform.errors import DeployError
 
 PROXY = "proxy"
@@ -54,6 +55,24 @@ def _escape_dollars(value: Any) -> Any:
     return value
 
 
+def _host_port(item: Any, host_ports: dict[int, int]) -> Any:
+    """A published port in long syntax, on the host port this installation uses for it."""
+    published = published_port(item)
+    if published is None:
+        return item
+    port, protocol = published
+    if isinstance(item, dict):
+        target = int(item.get("target", port))
+    else:
+        target = int(str(item).partition("/")[0].split(":")[-1])
+    return {
+        "target": target,
+        "published": host_ports.get(port, port),
+        "protocol": protocol,
+        "mode": "host",  # no routing mesh here (no IPVS): the node's own port
+    }
+
+
 def render_app(
     compose: dict[str, Any],
     runtime: Runtime,
@@ -76,6 +95,8 @@ def render_app(
         spec["image"] = image
         spec.pop("build", None)
         spec.setdefault("deploy", {})["endpoint_mode"] = "dnsrr"
+        if spec.get("ports"):
+            spec["ports"] = [_host_port(item, config.host_ports) for item in spec["ports"]]
         env = spec.get("environment")
         if isinstance(env, dict):
             spec["environment"] = {k: fill_settings(v, values) for k, v in env.items()}

@@ -28,6 +28,9 @@ class InstallationConfig(msgspec.Struct, frozen=True, kw_only=True):
     domain: str = "localhost"
     http_port: int = 80
     namespace: str = ""  # prefix of every stack and network, so installations can coexist
+    # a recipe's published (non-HTTP) port -> the host port this installation uses for it:
+    # an operator moves a port another program holds; a rehearsal takes free ones
+    host_ports: dict[int, int] = {}
 
     @property
     def proxy_stack(self) -> str:

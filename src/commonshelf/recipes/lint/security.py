@@ -6,6 +6,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from commonshelf.platform.compose_syntax import published_port
 from commonshelf.recipes.lint.compose import services
 from commonshelf.recipes.lint.context import RecipeContext, as_dict, as_list
 from commonshelf.recipes.lint.registry import Hit, rule
@@ -117,22 +118,6 @@ def no_host_paths(recipe: RecipeContext) -> Iterator[Hit]:
             yield Hit(
                 recipe.compose_doc.path, f"service '{name}' mounts the host path {source}", line
             )
-
-
-def published_port(port: Any) -> tuple[int, str] | None:
-    """(host port, protocol) of a compose `ports:` item, or None when it publishes none."""
-    if isinstance(port, dict):
-        try:
-            return int(port["published"]), str(port.get("protocol", "tcp"))
-        except (KeyError, TypeError, ValueError):
-            return None
-    text = str(port)
-    body, _, protocol = text.partition("/")
-    parts = body.split(":")
-    try:
-        return int(parts[-2] if len(parts) >= 2 else parts[0]), protocol or "tcp"
-    except ValueError:
-        return None
 
 
 @rule(
