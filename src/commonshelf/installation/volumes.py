@@ -2,8 +2,9 @@
 
 A created (never started) container of an image already on the node mounts
 the volume; nothing is pulled. The one thing run is a `chown`/`chmod` of the
-restored volume's own folder, which the engine's archive API leaves root's. Used for the agent's snapshots
-before updates and for the backup/restore check of the test matrix.
+restored volume's own folder, which the engine's archive API leaves root's.
+Used for the agent's snapshots before updates and for the backup/restore check
+of the test matrix.
 """
 
 from __future__ import annotations
