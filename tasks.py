@@ -210,12 +210,12 @@ def vet(c: Context, app: list[str] | None = None, jobs: int = 0, changed: bool =
         raise Exit(code=1)
 
 
-@task
+@task(help={"app": "recipes to release (default: all)"}, iterable=["app"])
 @_friendly
-def release(c: Context) -> None:
+def release(c: Context, app: list[str] | None = None) -> None:
     """Publish every vetted recipe version to the signed catalogue in public/."""
     shelf = _shelf()
-    outcome = shelf.release(shelf.recipes())
+    outcome = shelf.release(shelf.recipes(app or None))
     _print_release(outcome)
     if outcome.refused:
         raise Exit(code=1)
