@@ -214,8 +214,11 @@ def vet(c: Context, app: list[str] | None = None, jobs: int = 0, changed: bool =
 @_friendly
 def release(c: Context, app: list[str] | None = None) -> None:
     """Publish every vetted recipe version to the signed catalogue in public/."""
+    from commonshelf.ci.promote import release as promote
+
     shelf = _shelf()
-    outcome = shelf.release(shelf.recipes(app or None))
+    recipes = shelf.recipes(app or None)
+    outcome = promote(shelf.settings, shelf.client, recipes, shelf.base_tag, say=console.say)
     _print_release(outcome)
     if outcome.refused:
         raise Exit(code=1)
