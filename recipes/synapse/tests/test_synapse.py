@@ -163,3 +163,19 @@ def test_settings_make_a_config_synapse_accepts(app: RunningStack) -> None:
         refused = app.exec(f"{bad} {write} >/dev/null 2>&1; echo $?")
         assert refused.strip() == "2", bad
     app.exec("rm -rf /tmp/settings")
+
+
+def test_the_database_schema_is_migrated_by_synapse(app: RunningStack) -> None:
+    """Synapse applied its schema deltas itself, up to 1.163's 94/11 (sticky events backlog)."""
+    psql = "psql -U postgres -d synapse -tA -c"
+    delta = app.exec(
+        f'{psql} "SELECT count(*) FROM applied_schema_deltas '
+        "WHERE version = 94 AND file = '94/11_destination_room_sticky_events.sql'\"",
+        service="db",
+    )
+    assert delta.strip() == "1"
+    table = app.exec(
+        f"{psql} \"SELECT to_regclass('destination_rooms_sticky_events_backlog') IS NOT NULL\"",
+        service="db",
+    )
+    assert table.strip() == "t"
