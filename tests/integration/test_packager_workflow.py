@@ -32,7 +32,9 @@ def test_scaffolded_recipe_lints_builds_and_passes_its_tests(
     shelf = tmp_path / "shelf"
     shutil.copytree(REPO / "shared", shelf / "shared")
     shutil.copytree(
-        REPO / "recipes", shelf / "recipes", ignore=shutil.ignore_patterns("__pycache__")
+        REPO / "recipes" / "custom-html",
+        shelf / "recipes" / "custom-html",
+        ignore=shutil.ignore_patterns("__pycache__"),
     )
     (shelf / "pyproject.toml").write_text("[project]\nname = 'shelf-under-test'\n")
     for step in (
@@ -45,3 +47,11 @@ def test_scaffolded_recipe_lints_builds_and_passes_its_tests(
         assert done.returncode == 0, (step, done.stdout[-2000:], done.stderr[-2000:])
     assert (shelf / "recipes" / "demo-app" / "recipe.yml").is_file()
     assert "3 passed" in done.stdout + done.stderr
+    # not scanned yet: the release refuses it, saying why
+    refused = _invoke(shelf, "release", "-a", "demo-app")
+    assert refused.returncode == 1, refused.stdout[-2000:]
+    assert "demo-app" in refused.stdout + refused.stderr
+    for step in (("scan", "demo-app"), ("release", "-a", "demo-app")):
+        done = _invoke(shelf, *step)
+        assert done.returncode == 0, (step, done.stdout[-2000:], done.stderr[-2000:])
+    assert "released demo-app 0.1.0" in done.stdout
