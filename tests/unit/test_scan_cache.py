@@ -116,3 +116,16 @@ def test_a_db_replaced_during_the_copy_is_copied_again(
 def test_worker_names_are_plain_file_names(tmp_path: Path, name: str) -> None:
     with pytest.raises(ValueError, match="plain file name"):
         scan.worker_cache(tmp_path / "trivy", name)
+
+
+def test_scans_in_other_processes_take_other_cache_slots(tmp_path: Path) -> None:
+    from commonshelf.ci.scan import claim_worker_slot
+
+    shared = tmp_path / "trivy"
+    first, held = claim_worker_slot(shared, "vet_0")
+    second, also_held = claim_worker_slot(shared, "vet_0")  # another vet on this machine
+    assert (first, second) == ("vet_0", "vet_0-1")
+    held.close()  # that vet ended
+    again, _ = claim_worker_slot(shared, "vet_0")
+    assert again == "vet_0"
+    also_held.close()

@@ -9,6 +9,7 @@ is computed from trivy's JSON, not from its exit code.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import re
@@ -16,7 +17,7 @@ import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from commonshelf.ci.trivydb import WRITER_MARK, write_trivy_db
 from commonshelf.platform import trivy
@@ -107,6 +108,26 @@ def ensure_vuln_db(cache_dir: Path) -> VulnDb:
 
 _WORKER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _STAGING = ".db-"  # prefix of a worker's half-made or retired copies of the DB
+
+
+def claim_worker_slot(shared: Path, worker: str) -> tuple[str, IO[bytes]]:
+    """The first of `worker`, `worker-1`, … whose lock no other process holds, and the open
+    lock file that holds it (released when the process ends or the file is closed)."""
+    folder = shared.parent / f"{shared.name}-workers"
+    folder.mkdir(parents=True, exist_ok=True)
+    for index in range(64):
+        slot = worker if index == 0 else f"{worker}-{index}"
+        handle = (folder / f"{slot}.lock").open("wb")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            continue
+        return slot, handle
+    raise ScanError(
+        f"64 scans already hold trivy caches under {folder}.",
+        "wait for the other vets on this machine to end.",
+    )
 
 
 def worker_cache(shared: Path, worker: str) -> Path:

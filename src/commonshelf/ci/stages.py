@@ -310,11 +310,15 @@ class Shelf:
     # ---- scan
 
     def _trivy_cache(self) -> Path:
-        """This thread's own trivy cache (workers never wait on each other's bbolt locks)."""
-        worker = getattr(self._workers, "name", None)
-        if worker is None:
-            worker = self._workers.name = threading.current_thread().name.replace(" ", "-")
-        return scan.worker_cache(self.settings.trivy_cache, worker)
+        """This thread's own trivy cache (workers never wait on each other's bbolt locks),
+        held with a lock for the life of the process, so that vets running side by side in
+        other processes take other slots."""
+        cache: Path | None = getattr(self._workers, "cache", None)
+        if cache is None:
+            thread = threading.current_thread().name.replace(" ", "-")
+            slot, self._workers.lock = scan.claim_worker_slot(self.settings.trivy_cache, thread)
+            cache = self._workers.cache = scan.worker_cache(self.settings.trivy_cache, slot)
+        return cache
 
     def scan(
         self, recipe: Recipe, force: bool = False, trivy_cache: Path | None = None
