@@ -125,3 +125,25 @@ def test_an_unknown_commit_says_how_to_recover(
     released = _released(commit, digest)
     with pytest.raises(ReleaseError, match="publishing host"):
         checkout(root, released, tmp_path / "o")
+
+
+def test_a_recipe_naming_a_shared_database_is_checked_out_with_it(tmp_path: Path) -> None:
+    """Its content hash covers the shared service's definition at that commit too."""
+    from commonshelf.recipes.model import load_recipe
+
+    root = tmp_path / "repo"
+    shutil.copytree(REPO / "recipes" / "synapse", root / "recipes" / "synapse")
+    shutil.copytree(REPO / "shared", root / "shared")
+    _git(root.parent, "init", "-q", str(root))
+    _git(root, "add", "-A")
+    _git(root, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "recipe")
+    released = load_recipe(root / "recipes" / "synapse")
+    assert released.platform  # it names the shared postgres service
+    record = ReleasedVersion(
+        app="synapse",
+        version=released.version,
+        commit=_git(root, "rev-parse", "HEAD"),
+        content_hash=released.content_hash(),
+        released="2026-01-01T00:00:00Z",
+    )
+    assert checkout(root, record, tmp_path / "out").content_hash() == record.content_hash

@@ -28,7 +28,7 @@ from commonshelf.platform.fsutil import write_bytes_atomic
 from commonshelf.platform.proc import run_bytes
 from commonshelf.platform.progress import Say
 from commonshelf.platform.settings import Settings
-from commonshelf.recipes.model import Recipe, content_hash, load_recipe
+from commonshelf.recipes.model import Recipe, load_recipe
 
 
 def unpublished(settings: Settings, apps: Collection[str] | None = None) -> list[ReleasedVersion]:
@@ -87,8 +87,8 @@ def checkout(repo: Path, released: ReleasedVersion, into: Path) -> Recipe:
     )
     with tarfile.open(fileobj=io.BytesIO(archived)) as archive:
         archive.extractall(into, filter="data")
-    folder = into / "recipes" / released.app
-    found = content_hash(folder)
+    recipe = load_recipe(into / "recipes" / released.app)
+    found = recipe.content_hash()  # its folder and the shared services it names, at that commit
     if found != released.content_hash:
         raise ReleaseError(
             f"{what}: the recipe at commit {released.commit[:12]} has content hash "
@@ -96,7 +96,7 @@ def checkout(repo: Path, released: ReleasedVersion, into: Path) -> Recipe:
             "catalog.json was edited or points at the wrong commit: restore it from git, or "
             "restore public/ and the registry from the publishing host.",
         )
-    return load_recipe(folder)
+    return recipe
 
 
 def rebuild(shelf: Shelf, say: Say, apps: Collection[str] | None = None) -> None:
