@@ -14,10 +14,13 @@ a real, vetted build of the version users run, on real seeded data.
 from __future__ import annotations
 
 import io
+import os
 import shutil
 import tarfile
 import tempfile
+import threading
 from collections.abc import Collection
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from commonshelf.catalogue.catalog import Catalog, CatalogError, ReleasedVersion, released_records
@@ -99,9 +102,19 @@ def checkout(repo: Path, released: ReleasedVersion, into: Path) -> Recipe:
     return recipe
 
 
-def rebuild(shelf: Shelf, say: Say, apps: Collection[str] | None = None) -> None:
+_REBUILDING = threading.local()
+
+
+def in_rebuild() -> bool:
+    """This thread is rebuilding a released version (whose own upgrade check must not start
+    another rebuild)."""
+    return bool(getattr(_REBUILDING, "active", False))
+
+
+def rebuild(shelf: Shelf, say: Say, apps: Collection[str] | None = None, jobs: int = 0) -> None:
     """Rebuild, vet and re-release the released versions of `apps` (default: every app) that
-    this machine never published, oldest first; the other apps' entries stay as they are.
+    this machine never published, oldest first per app and apps side by side (`jobs`
+    workers, default one per core); the other apps' entries stay as they are.
 
     On any failure catalog.json is put back as it was, a repository this run started is
     removed, and a ReleaseError says which version failed and why.
@@ -120,37 +133,76 @@ def rebuild(shelf: Shelf, say: Say, apps: Collection[str] | None = None) -> None
     write_bytes_atomic(
         settings.catalog_path, _without(original, settings, history, fresh_repository)
     )
+    by_app: dict[str, list[ReleasedVersion]] = {}
+    for released in history:  # oldest first within each app
+        by_app.setdefault(released.app, []).append(released)
+    release_lock = threading.Lock()  # releases write one catalogue, one at a time
+    failed = threading.Event()
+
+    def one_app(versions: list[ReleasedVersion], work: Path) -> None:
+        _REBUILDING.active = True
+        try:
+            for index, released in enumerate(versions):
+                if failed.is_set():
+                    return
+                _rebuild_one(shelf, say, released, work / str(index), release_lock)
+        except BaseException:
+            failed.set()
+            raise
+        finally:
+            _REBUILDING.active = False
+
+    workers = max(1, min(jobs or os.cpu_count() or 1, len(by_app)))
     try:
         with tempfile.TemporaryDirectory(prefix="commonshelf-history-") as work:
-            for index, released in enumerate(history):
-                recipe = checkout(settings.root, released, Path(work) / str(index))
-                say(f"Rebuilding {released.app} {released.version} from {released.commit[:12]}")
-                first = len(shelf.results)
-                failed = shelf.first_failed_gate(recipe)
-                if failed is not None:
-                    raise ReleaseError(
-                        f"the released {released.app} {released.version} failed its "
-                        f"{failed.stage} gate when rebuilt from {released.commit[:12]}: "
-                        f"{failed.summary.strip()[:1500]}",
-                        "fix the cause (the table above), or restore public/ and the registry "
-                        "from the publishing host.",
-                    )
-                for row in shelf.results[first:]:
-                    row.recipe = f"{released.app} {released.version} (released)"
-                outcome = release(
-                    settings, shelf.client, [recipe], shelf.base_tag, say=say, rebuilt=released
-                )
-                if outcome.refused:
-                    raise ReleaseError(
-                        f"the rebuilt {released.app} {released.version} was not released: "
-                        f"{outcome.refused[0][1]}.",
-                        "restore public/ and the registry from the publishing host.",
-                    )
+            if workers == 1:
+                for app, versions in by_app.items():
+                    one_app(versions, Path(work) / app)
+            else:
+                with ThreadPoolExecutor(workers, thread_name_prefix="history") as pool:
+                    running = [
+                        pool.submit(one_app, versions, Path(work) / app)
+                        for app, versions in by_app.items()
+                    ]
+                    for future in running:
+                        future.result()  # the first failure, once every app stopped
     except BaseException:
         write_bytes_atomic(settings.catalog_path, original)
         if fresh_repository:
             shutil.rmtree(settings.public_dir, ignore_errors=True)
         raise
+
+
+def _rebuild_one(
+    shelf: Shelf, say: Say, released: ReleasedVersion, into: Path, release_lock: threading.Lock
+) -> None:
+    """Check out, vet and re-release one released version; ReleaseError when it fails."""
+    settings = shelf.settings
+    recipe = checkout(settings.root, released, into)
+    say(f"Rebuilding {released.app} {released.version} from {released.commit[:12]}")
+    first = len(shelf.results)
+    failed = shelf.first_failed_gate(recipe)
+    if failed is not None:
+        raise ReleaseError(
+            f"the released {released.app} {released.version} failed its "
+            f"{failed.stage} gate when rebuilt from {released.commit[:12]}: "
+            f"{failed.summary.strip()[:1500]}",
+            "fix the cause (the table above), or restore public/ and the registry "
+            "from the publishing host.",
+        )
+    for row in shelf.results[first:]:
+        if row.recipe == released.app:  # (apps are rebuilt side by side)
+            row.recipe = f"{released.app} {released.version} (released)"
+    with release_lock:
+        outcome = release(
+            settings, shelf.client, [recipe], shelf.base_tag, say=say, rebuilt=released
+        )
+    if outcome.refused:
+        raise ReleaseError(
+            f"the rebuilt {released.app} {released.version} was not released: "
+            f"{outcome.refused[0][1]}.",
+            "restore public/ and the registry from the publishing host.",
+        )
 
 
 def _without(

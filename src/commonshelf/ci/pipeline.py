@@ -9,6 +9,7 @@ catalogue (`ci.promote`), and an installation of every released app on this mach
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
@@ -34,18 +35,13 @@ def open_shelf(settings: Settings, say: Say = quiet) -> Shelf:
     them (a fresh clone), so that upgrade checks start from real released builds."""
     shelf = Shelf(settings, say)
 
-    rebuilding = False
+    one_at_a_time = threading.Lock()
 
     def ensure_history(apps: Collection[str] | None = None) -> None:
-        nonlocal rebuilding
-        with shelf._lock:
-            if rebuilding:  # a released version's own upgrade check, during the rebuild
-                return
-            rebuilding = True
-            try:
-                history.rebuild(shelf, say, apps)
-            finally:
-                rebuilding = False
+        if history.in_rebuild():  # a released version's own upgrade check, during the rebuild
+            return
+        with one_at_a_time:  # a recipe's upgrade check waits for its released version
+            history.rebuild(shelf, say, apps)
 
     shelf.history = ensure_history
     return shelf
@@ -123,6 +119,8 @@ def vet(shelf: Shelf, recipes: list[Recipe], jobs: int = 0) -> bool:
     if not recipes:
         return True
     shelf.lint_results.update(lint_verdicts(shelf.settings.root))  # once, for every recipe
+    if shelf.history is not None:  # released versions first, their apps side by side
+        shelf.history([recipe.name for recipe in recipes])
     shelf.base_tag  # noqa: B018 -- built (or found) once, before the workers start
     workers = max(1, min(jobs or os.cpu_count() or 1, len(recipes)))
     if workers == 1:
