@@ -75,7 +75,8 @@ def replaced_stop_first(released: Deployable, candidate: Deployable) -> tuple[st
     replaced = []
     for name in sorted(exclusive):
         before, after = released.runtime.services.get(name), candidate.runtime.services.get(name)
-        same_image = before is not None and after is not None and before.digest == after.digest
+        # Swarm replaces a service whose image reference changes, even to the same digest
+        same_image = before is not None and after is not None and before.image == after.image
         if not same_image or _definition(old_services.get(name)) != _definition(
             new_services.get(name)
         ):
@@ -84,7 +85,7 @@ def replaced_stop_first(released: Deployable, candidate: Deployable) -> tuple[st
 
 
 def _definition(service: Any) -> Any:
-    """A compose service without its image (the digests are compared on their own)."""
+    """A compose service without its image (the references are compared on their own)."""
     return {k: v for k, v in service.items() if k != "image"} if isinstance(service, dict) else None
 
 

@@ -218,7 +218,11 @@ class Shelf:
         registry as candidates and pinned by digest, its contract built as release builds it."""
         pinned = {}
         for service, ref in sorted(local.items()):
-            repository = f"commonshelf/candidates/{images.local_repository(recipe, service)}"
+            repository = images.local_repository(recipe, service)
+            if service not in recipe.platform:
+                # a shared service's image is the released one, under the same name: an
+                # update must find its database service unchanged, as installations will
+                repository = f"commonshelf/candidates/{repository}"
             tag = recipe.content_hash()[:16]
             digest = images.push(self.client, ref, self.env.registry, repository, tag)
             pinned[service] = ServiceImage(
