@@ -210,6 +210,27 @@ def vet(c: Context, app: list[str] | None = None, jobs: int = 0, changed: bool =
         raise Exit(code=1)
 
 
+@task(help={"json": "one JSON object per app, for machines"})
+@_friendly
+def smoke(c: Context, json: bool = False) -> None:
+    """Try each app of the local installation through its own protocol (seed, then read back)."""
+    import json as json_module
+
+    from commonshelf.ci.pipeline import smoke_installation
+
+    results = smoke_installation(Settings.load())
+    for result in results:
+        if json:
+            console.out.print(json_module.dumps(result.__dict__), soft_wrap=True)
+        else:
+            mark = "ok" if result.passed else "FAILED"
+            console.out.print(
+                f"{mark:6} {result.app} {result.version} ({result.seconds:.1f}s): {result.detail}"
+            )
+    if not all(r.passed for r in results):
+        raise Exit(code=1)
+
+
 @task(help={"app": "recipes to release (default: all)"}, iterable=["app"])
 @_friendly
 def release(c: Context, app: list[str] | None = None) -> None:

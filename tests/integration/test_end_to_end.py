@@ -31,7 +31,7 @@ from commonshelf.catalogue.catalog import Catalog
 from commonshelf.catalogue.contract import SecretSpec
 from commonshelf.catalogue.server import ensure_catalogue_server
 from commonshelf.ci.levels import MAX_LEVEL
-from commonshelf.ci.pipeline import DemoInstallation, run_pipeline
+from commonshelf.ci.pipeline import DemoInstallation, run_pipeline, smoke_installation
 from commonshelf.ci.promote import release
 from commonshelf.ci.rehearsal import Rehearsal
 from commonshelf.ci.stages import Shelf
@@ -65,6 +65,10 @@ def test_recipe_to_signed_catalogue_to_running_app(
     assert not failed, failed
     assert report.release.released == [(APP, VERSION)]
     assert report.app_urls == [f"http://{APP}.localhost:{installation.http_port}/"]
+    # what an operator tries next: the app through its own protocol (`invoke smoke`)
+    [smoked] = smoke_installation(workspace, home=installation.home)
+    assert (smoked.app, smoked.passed) == (APP, True), smoked
+    assert smoked.detail.startswith("seeded and read back")
 
     # the signed repository has the TUF layout, targets under targets/
     metadata = workspace.public_dir / "metadata"
