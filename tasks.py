@@ -6,6 +6,7 @@ import contextlib
 import functools
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -37,10 +38,16 @@ def _friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def _settings() -> Settings:
+    """The shelf of the clone this tasks.py sits in (COMMONSHELF_ROOT still wins), not the
+    checkout the shared virtual environment's package was installed from."""
+    return Settings.load(default_root=Path(__file__).resolve().parent)
+
+
 def _shelf() -> Any:
     from commonshelf.ci.pipeline import open_shelf
 
-    return open_shelf(Settings.load(), say=console.say)
+    return open_shelf(_settings(), say=console.say)
 
 
 @task(
@@ -60,11 +67,9 @@ def lint(
     invoke has no optional positional arguments, so name recipes with --app a,b
     (`./shelf lint a b` does that for you).
     """
-    from pathlib import Path
-
     from commonshelf.recipes.lint import lint_shelf
 
-    root = Path(shelf) if shelf else Settings.load().root
+    root = Path(shelf) if shelf else _settings().root
     names = [name for name in app.split(",") if name]
     findings = lint_shelf(root, names or None, external=external)
     errors = [f for f in findings if f.severity == "error"]
@@ -88,8 +93,6 @@ def lint(
 def docs(c: Context) -> None:
     """Regenerate what is derived from code: the rules table in docs/packaging.md (from the
     linter's rules) and shared/schemas/catalog.schema.json (from the catalogue model)."""
-    from pathlib import Path
-
     from commonshelf.catalogue.schema import SCHEMA_FILE, write_schema
     from commonshelf.recipes.lint import update_rules_doc
 
@@ -107,7 +110,7 @@ def new(c: Context, app: str, title: str = "") -> None:
     """Scaffold recipes/APP from shared/template (passes lint, build and test as it is)."""
     from commonshelf.recipes.scaffold import new_recipe
 
-    folder = new_recipe(Settings.load().root, app, title or None)
+    folder = new_recipe(_settings().root, app, title or None)
     console.out.print(
         f"Created {folder}. Next: invoke lint {app}; invoke build {app}; invoke test {app}"
     )
@@ -125,7 +128,7 @@ def bump(c: Context, app: str, part: str = "patch", upstream: str = "") -> None:
     """Bump a recipe's version and open a CHANGELOG entry for it."""
     from commonshelf.recipes.scaffold import bump_recipe
 
-    old, new_version = bump_recipe(Settings.load().recipes_dir / app, part, upstream or None)
+    old, new_version = bump_recipe(_settings().recipes_dir / app, part, upstream or None)
     console.out.print(
         f"{app}: {old} → {new_version}; describe the change in recipes/{app}/CHANGELOG.md"
     )
@@ -218,7 +221,7 @@ def smoke(c: Context, json: bool = False) -> None:
 
     from commonshelf.ci.pipeline import smoke_installation
 
-    results = smoke_installation(Settings.load())
+    results = smoke_installation(_settings())
     for result in results:
         if json:
             console.out.print(json_module.dumps(result.__dict__), soft_wrap=True)
@@ -266,7 +269,7 @@ def serve(c: Context, port: int = 0) -> None:
     """Serve public/ (the signed repository) on 127.0.0.1 in the foreground."""
     import http.server
 
-    settings = Settings.load()
+    settings = _settings()
     port = port or settings.catalogue_port
     handler = functools.partial(
         http.server.SimpleHTTPRequestHandler, directory=str(settings.public_dir)
@@ -289,7 +292,7 @@ def pipeline(c: Context, app: list[str] | None = None, no_install: bool = False)
     from commonshelf.ci.pipeline import DemoInstallation, run_pipeline
 
     report = run_pipeline(
-        Settings.load(),
+        _settings(),
         app or None,
         say=console.say,
         install=None if no_install else DemoInstallation(),

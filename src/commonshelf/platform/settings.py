@@ -113,10 +113,18 @@ class Settings:
         return f"http://127.0.0.1:{self.catalogue_port}"
 
     @classmethod
-    def load(cls, root: Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    def load(
+        cls,
+        root: Path | None = None,
+        env: Mapping[str, str] | None = None,
+        default_root: Path | None = None,
+    ) -> Settings:
+        """`root` if given, else COMMONSHELF_ROOT, else `default_root` (the clone a command
+        runs from: tasks.py's folder), else the checkout this package was installed from."""
         env = os.environ if env is None else env
+        chosen = root or env.get("COMMONSHELF_ROOT") or default_root or _repo_root()
         return cls(
-            root=(root or Path(env.get("COMMONSHELF_ROOT") or _repo_root())).resolve(),
+            root=Path(chosen).resolve(),
             state_dir=Path(env.get("COMMONSHELF_STATE_DIR", "/var/lib/commonshelf")),
             registry=env.get("COMMONSHELF_REGISTRY", "127.0.0.1:5000"),
             catalogue_port=int(env.get("COMMONSHELF_CATALOGUE_PORT", "8700")),
