@@ -84,11 +84,7 @@ class Recipe:
         return load_compose(self.compose_path)
 
     def content_hash(self) -> str:
-        """The folder's hash, and that of each shared platform service it names."""
-        shared = [
-            f"{name}={content_hash(folder)}" for name, folder in sorted(self.platform.items())
-        ]
-        return content_hash(self.path, *shared)
+        return recipe_content_hash(self.path, self.platform)
 
 
 def load_recipe(recipe_dir: Path, schema_file: Path | None = None) -> Recipe:
@@ -151,6 +147,24 @@ def load_recipe(recipe_dir: Path, schema_file: Path | None = None) -> Recipe:
 
 
 PLATFORM_SERVICES = Path("services")  # under the shelf's shared/ folder
+
+
+def recipe_content_hash(folder: Path, platform: dict[str, Path]) -> str:
+    """What keys a recipe's builds, evidence and releases: its folder's hash, and that of each
+    shared platform service it names (changing the shared database re-vets its recipes)."""
+    shared = [f"{name}={content_hash(path)}" for name, path in sorted(platform.items())]
+    return content_hash(folder, *shared)
+
+
+def platform_folders(recipe_dir: Path, manifest: dict[str, Any]) -> dict[str, Path]:
+    """service -> the shared platform service folder it names (not checked to exist)."""
+    shared = schema_file_for(recipe_dir).parent.parent / PLATFORM_SERVICES
+    services = manifest.get("services") or {}
+    return {
+        str(name): shared / str(spec["platform"])
+        for name, spec in services.items()
+        if isinstance(spec, dict) and isinstance(spec.get("platform"), str)
+    }
 
 
 def _platform_service(schema_file: Path, manifest_path: Path, service: str, name: str) -> Path:

@@ -15,7 +15,7 @@ from commonshelf.platform.errors import CommonshelfError
 from commonshelf.platform.loaders import CATALOGUE, load_json
 from commonshelf.recipes.lint.context import RecipeContext, ShelfContext, as_dict, as_list
 from commonshelf.recipes.lint.registry import Hit, rule
-from commonshelf.recipes.model import content_hash
+from commonshelf.recipes.model import platform_folders, recipe_content_hash
 
 # catalogue schemas that keep a release's hash at apps.<app>.versions.<version>.content_hash
 RELEASED_SCHEMAS = (1, 2)
@@ -77,7 +77,8 @@ def version_bumped(recipe: RecipeContext) -> Iterator[Hit]:
         return
     version, doc = manifest["version"], recipe.manifest_doc
     if version in released:
-        if _released_hash(released[version]) != content_hash(recipe.folder):
+        now = recipe_content_hash(recipe.folder, platform_folders(recipe.folder, manifest))
+        if _released_hash(released[version]) != now:
             yield Hit(
                 doc.path,
                 f"the recipe changed since {version} was released, but its version did not",
