@@ -132,3 +132,37 @@ def test_unreachable_repository_is_named(
         TrustError, match=rf"{dead} could not be fetched: the repository is unreachable"
     ):
         Subscription.create(tmp_path / "home", dead, _root(public)).refresh()
+
+
+def test_a_refused_root_is_not_left_pinned(
+    repo: tuple[str, Path, SigningKeys], tmp_path: Path
+) -> None:
+    """init with a root that is not the repository's is refused, and the home is as it was:
+    the next init with the right root needs no --force."""
+    url, public, _ = repo
+    other = tmp_path / "other"
+    Publisher(other, load_or_create_keys(tmp_path / "k2", env={})[0]).publish({"c": b"1"})
+    home = tmp_path / "home"
+    with pytest.raises(TrustError, match="not signed by trusted keys"):
+        Subscription.create(home, url, _root(other), verify=True)
+    assert not home.exists()
+    sub = Subscription.create(home, url, _root(public), verify=True)  # no --force needed
+    assert sub.fetch("catalog.json") == b'{"v": 1}'
+    pinned = {p.relative_to(home): p.read_bytes() for p in home.rglob("*") if p.is_file()}
+    with pytest.raises(TrustError, match="already trusts a different root"):
+        Subscription.create(home, url, _root(other), verify=True)
+    with pytest.raises(TrustError, match="not signed by trusted keys"):
+        Subscription.create(home, url, _root(other), force=True, verify=True)
+    after = {p.relative_to(home): p.read_bytes() for p in home.rglob("*") if p.is_file()}
+    assert after == pinned  # a refused --force changes nothing either
+
+
+def test_an_oversized_metadata_file_is_not_called_unreachable(
+    repo: tuple[str, Path, SigningKeys], tmp_path: Path
+) -> None:
+    url, public, _ = repo
+    path = public / "metadata" / "timestamp.json"
+    path.write_bytes(path.read_bytes() + b" " * 200_000)  # far over the allowed length
+    with pytest.raises(TrustError, match=r"sent a file larger than allowed") as refused:
+        Subscription.create(tmp_path / "home", url, _root(public)).refresh()
+    assert "unreachable" not in str(refused.value)

@@ -170,7 +170,8 @@ class Agent:
                     f"(port {current.http_port}, domain {current.domain}).",
                     "use --force to change it, or another --home.",
                 )
-        Subscription.create(self.home / "tuf", config.repository, root, force=force)
+        self.home.mkdir(parents=True, exist_ok=True)
+        Subscription.create(self.home / "tuf", config.repository, root, force=force, verify=True)
         catalog = self.catalog()  # the repository must verify before this becomes the config
         write_record(self.config_path, config)
         self.deploy_proxy(catalog, config)

@@ -65,9 +65,37 @@ class Subscription:
 
     @classmethod
     def create(
-        cls, home: Path, repository_url: str, root_bytes: bytes, *, force: bool = False
+        cls,
+        home: Path,
+        repository_url: str,
+        root_bytes: bytes,
+        *,
+        force: bool = False,
+        verify: bool = False,
     ) -> Subscription:
-        """Pin `root_bytes` as the trust anchor for `repository_url`."""
+        """Pin `root_bytes` as the trust anchor for `repository_url`. With `verify`, the
+        repository must verify under it, or the home is left exactly as it was found (a
+        refused root never stays pinned)."""
+        if not verify:
+            return cls._pin(home, repository_url, root_bytes, force=force)
+        with tempfile.TemporaryDirectory(prefix=".init-", dir=home.parent) as saved:
+            before = Path(saved) / "home"
+            if home.exists():
+                shutil.copytree(home, before, symlinks=True)
+            try:
+                subscription = cls._pin(home, repository_url, root_bytes, force=force)
+                subscription.refresh()
+            except BaseException:
+                shutil.rmtree(home, ignore_errors=True)
+                if before.exists():
+                    before.rename(home)
+                raise
+        return subscription
+
+    @classmethod
+    def _pin(
+        cls, home: Path, repository_url: str, root_bytes: bytes, *, force: bool
+    ) -> Subscription:
         _check_root(root_bytes)
         pinned = home / PINNED
         if pinned.exists() and pinned.read_bytes() != root_bytes:
@@ -188,6 +216,12 @@ _FAILURES: list[tuple[type[BaseException] | tuple[type[BaseException], ...], str
         tuf_errors.DownloadHTTPError,
         "could not be fetched: the server answered HTTP {exc.status_code}.",
         "check the repository URL and that it is published.",
+    ),
+    (
+        tuf_errors.DownloadLengthMismatchError,
+        "sent a file larger than allowed ({exc}): a broken or malicious mirror; nothing was "
+        "applied.",
+        "use the repository's real address, or tell its publisher; the network is fine.",
     ),
     (
         (tuf_errors.DownloadError, OSError),
