@@ -169,7 +169,13 @@ def release(
     outcome = ReleaseOutcome()
     keys, outcome.new_keys = signing.load_or_create_keys(settings.keys_dir)
     catalog = Catalog.load(settings.catalog_path)
-    if catalog.apps and not (settings.public_dir / "metadata" / "1.root.json").exists():
+    # (a history rebuild starts a repository beside the other apps' entries, which it keeps
+    # as they were: it rebuilds only the apps being vetted)
+    if (
+        catalog.apps
+        and rebuilt is None
+        and not (settings.public_dir / "metadata" / "1.root.json").exists()
+    ):
         raise ReleaseError(
             f"{settings.catalog_path} lists releases but {settings.public_dir} holds no "
             "repository.",
