@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import re
 import subprocess
 import tempfile
 import threading
@@ -19,6 +20,7 @@ from typing import Any
 import docker
 import docker.errors
 
+from commonshelf.platform import pip_index
 from commonshelf.platform.errors import BuildError, ReleaseError
 from commonshelf.platform.loaders import BASE, load_yaml
 from commonshelf.platform.proc import run
@@ -169,6 +171,17 @@ def local_repository(recipe: Recipe, service: str) -> str:
     return f"commonshelf/{recipe.name}-{service}"
 
 
+def _build_args(dockerfile: Path, base_tag: str) -> dict[str, str]:
+    """The base image, and the package index's hosts for a Dockerfile that asks for them."""
+    args = {"BASE_IMAGE": base_tag}
+    if PIP_TRUSTED_HOST_ARG.search(dockerfile.read_text(encoding="utf-8", errors="replace")):
+        args["PIP_TRUSTED_HOST"] = pip_index.trusted_hosts()
+    return args
+
+
+PIP_TRUSTED_HOST_ARG = re.compile(r"^\s*ARG\s+PIP_TRUSTED_HOST\b", re.MULTILINE)
+
+
 def build_context(
     client: docker.DockerClient,
     context: Path,
@@ -191,7 +204,7 @@ def build_context(
         for chunk in client.api.build(
             path=str(context),
             tag=ref,
-            buildargs={"BASE_IMAGE": base_tag},
+            buildargs=_build_args(dockerfile, base_tag),
             labels=labels,
             rm=True,
             forcerm=True,
