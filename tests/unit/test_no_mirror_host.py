@@ -44,6 +44,25 @@ def mirror_urls(line: str) -> list[str]:
     return found
 
 
+# pip's and npm's own options that name a package index's host (trusted host, index URL)
+INDEX_OPTION = re.compile(
+    r"--(?:trusted-host|index-url|extra-index-url|registry)[ =]+(?P<value>[^\s'\"\\]+)"
+)
+
+
+def index_hosts(line: str) -> list[str]:
+    """Package index hosts a pip or npm option names in one line (made-up hosts and
+    variables such as `$PIP_TRUSTED_HOST` aside)."""
+    found = []
+    for match in INDEX_OPTION.finditer(line):
+        value = match["value"]
+        host = (URL.match(value)["host"] if URL.match(value) else value).lower()  # type: ignore[index]
+        if value.startswith("$") or RESERVED.search(host.split(":")[0]):
+            continue
+        found.append(match.group(0))
+    return found
+
+
 def repository_files() -> list[Path]:
     if shutil.which("git") is None or not (REPO / ".git").exists():
         pytest.skip("not a git checkout")
@@ -79,6 +98,11 @@ def test_the_detector_finds_mirror_urls_and_spares_made_up_hosts() -> None:
     assert not mirror_urls(f"http://mirror.example/{NAME}-security and http://localhost/{NAME}")
     assert not mirror_urls(f"https://hub.docker.example/_/{NAME} and /etc/apt/{NAME}.sources")
     assert not mirror_urls(f"https://github.com/{NAME}/tools")
+    index, trusted, registry = "pypi" + ".org", "--" + "trusted-host", "--" + "registry"
+    assert index_hosts(f"pip install {trusted} {index} -r r.txt") == [f"{trusted} {index}"]
+    assert index_hosts(f"npm ci {registry}=https://registry.npmjs{'.org'}/")
+    assert not index_hosts(f'pip install {trusted} "$PIP_TRUSTED_HOST" x')
+    assert not index_hosts(f"pip install --{'index-url'} http://pypi.invalid/simple x")
 
 
 def test_no_package_mirror_host_is_written_in_the_repository() -> None:
@@ -88,7 +112,7 @@ def test_no_package_mirror_host_is_written_in_the_repository() -> None:
         if text is None:
             continue
         for number, line in enumerate(text.splitlines(), start=1):
-            for url in mirror_urls(line):
+            for url in mirror_urls(line) + index_hosts(line):
                 offences.append(f"{path.relative_to(REPO)}:{number}: {url}")
     assert not offences, (
         "package mirror URLs are written in the repository (the mirror comes from the host's "
