@@ -11,21 +11,19 @@ import time
 from pathlib import Path
 
 import docker
-import pytest
 
 from commonshelf.catalogue.catalog import Catalog
-from commonshelf.ci import evidence as gates
 from commonshelf.ci.levels import MAX_LEVEL
 from commonshelf.ci.pipeline import DemoInstallation, run_pipeline
 from commonshelf.ci.promote import release
 from commonshelf.ci.stages import Shelf
-from commonshelf.installation import swarm
+from commonshelf.installation import swarm, updates
 from commonshelf.installation.agent import Agent
-from commonshelf.platform.errors import DeployError
+from commonshelf.installation.policy import load_policy
 from commonshelf.platform.settings import Settings
 from commonshelf.recipes.scaffold import bump_recipe
 
-from .conftest import APP, get_app, wait_for_page
+from .conftest import APP, edit_yaml, get_app, record_as_vetted, wait_for_page
 
 
 def _quiet(_: str) -> None:
@@ -50,7 +48,9 @@ def test_update_keeps_data_and_a_failing_update_rolls_back(
     _exec_in_app(docker_client, service, "head -c 200000 /dev/urandom > /srv/www/blob.bin")
     [task] = swarm.task_containers(docker_client, service)
     blob_sha = task.exec_run(["sha256sum", "/srv/www/blob.bin"]).output.split()[0].decode()
-    agent = Agent(installation.home, docker_client)
+    assert installation.home is not None
+    home = installation.home
+    agent = Agent(home, docker_client)
 
     # --- a good new version: released by CI, applied by the installation, data kept
     folder = workspace.recipes_dir / APP
@@ -76,9 +76,10 @@ def test_update_keeps_data_and_a_failing_update_rolls_back(
     assert gate.upgrade.probes > 50 and gate.upgrade.failed == 0, gate.upgrade
     assert released.vetting.upgrade == gate.upgrade
     assert released.vetting.checks["upgrade"].status == "passed"
-    assert agent.update() == [(APP, old, new)]
-    [snapshot] = (installation.home / "snapshots" / APP).iterdir()  # taken before the update
-    assert snapshot.name.endswith(f"-{old}")
+    [event] = updates.update(Agent(home, docker_client), None)
+    assert (event.outcome, event.from_version, event.to_version) == ("done", old, new), event
+    [snapshot] = (home / "backups" / APP).iterdir()  # taken before the update
+    assert snapshot.name.endswith(f"-{old}") and snapshot.name == event.backup
     manifest = json.loads((snapshot / "backup.json").read_text())
     assert manifest["version"] == old and manifest["volumes"] == {"content": "content.tar"}
     with tarfile.open(snapshot / "content.tar") as archive:
@@ -93,7 +94,7 @@ def test_update_keeps_data_and_a_failing_update_rolls_back(
         get_app(installation.http_port, f"{APP}.localhost", "/mine.html").text
         == "written by the user\n"
     )
-    assert agent.update() == []  # nothing newer
+    assert updates.update(Agent(home, docker_client), None) == []  # nothing newer
 
     # --- a version that fails its health check on the installation: Swarm rolls it back
     compose = folder / "compose.yml"
@@ -104,28 +105,15 @@ def test_update_keeps_data_and_a_failing_update_rolls_back(
     assert shelf.build(recipe).passed
     # Stand-in for a failure CI could not see (e.g. a difference of the installation):
     # this version's evidence is recorded as passed so that the release publishes it.
-    evidence = shelf.evidence.load(recipe.name, recipe.version, recipe.content_hash())
-    evidence.gates.test = gates.TestGate(
-        passed=True,
-        summary="recorded by the test",
-        tests_passed=1,
-        tests_failed=0,
-        tests_skipped=0,
-        seconds=0.0,
-        level=MAX_LEVEL,
-        max_level=MAX_LEVEL,
-        min_level=MAX_LEVEL,
-    )
-    evidence.gates.scan = gates.ScanGate(
-        passed=True, summary="recorded by the test", counts={}, fail_on="CRITICAL", vuln_db="n/a"
-    )
-    shelf.evidence.save(evidence)
+    record_as_vetted(shelf, recipe)
     outcome = release(workspace, shelf.client, [recipe], shelf.base_tag, say=_quiet)
     assert outcome.released == [(APP, broken)]
 
     started = time.monotonic()
-    with pytest.raises(DeployError, match="rolled it back to the previous version"):
-        agent.update()
+    [failed] = updates.update(Agent(home, docker_client), None)
+    assert failed.outcome == "rolled-back", failed
+    assert "rolled it back to the previous version" in failed.sentence
+    assert "the data was not changed" in failed.sentence, failed.sentence
     assert time.monotonic() - started < 240
     assert swarm.service_image(docker_client.services.get(service)) == good_image
     assert agent.installed()[APP].version == new
@@ -135,4 +123,43 @@ def test_update_keeps_data_and_a_failing_update_rolls_back(
     )
     # the site lives in the data volume, so the user's copy of the page is still what is served
     wait_for_page(installation.http_port, f"{APP}.localhost", "Your site is live")
-    assert Path(installation.home / "apps" / f"{APP}.json").is_file()
+    assert Path(home / "apps" / f"{APP}.json").is_file()
+
+    # --- a failing version that changed the data before it failed: the agent puts the
+    # backup back, and keeps what the failed version wrote in a backup of its own
+    def migrates_then_fails(c: dict) -> None:  # type: ignore[type-arg]
+        c["services"]["app"]["command"] = [
+            "sh",
+            "-c",
+            "echo 'rewritten by a broken migration' > /srv/www/mine.html; "
+            "exec nginx -e stderr -g 'daemon off;'",
+        ]
+
+    edit_yaml(compose, migrates_then_fails)
+    harmful = bump_recipe(folder, "patch")[1]
+    shelf = Shelf(workspace)
+    [recipe] = shelf.recipes([APP])
+    assert shelf.build(recipe).passed
+    record_as_vetted(shelf, recipe)
+    assert release(workspace, shelf.client, [recipe], shelf.base_tag, say=_quiet).released == [
+        (APP, harmful)
+    ]
+    [failed] = updates.update(Agent(home, docker_client), None)
+    assert failed.outcome == "rolled-back", failed
+    assert f"so backup {failed.backup} was restored" in failed.sentence, failed.sentence
+    assert Agent(home, docker_client).record(APP).version == new
+    wait_for_page(installation.http_port, f"{APP}.localhost", "Your site is live")
+    assert (
+        get_app(installation.http_port, f"{APP}.localhost", "/mine.html").text
+        == "written by the user\n"
+    )
+    # what the failed version wrote is not lost either: it is in the safety backup
+    [safety] = [
+        b
+        for b in (home / "backups" / APP).iterdir()
+        if json.loads((b / "backup.json").read_text())["reason"] == "safety"
+    ]
+    with tarfile.open(safety / "content.tar") as archive:
+        page = archive.extractfile("./mine.html")
+        assert page is not None and page.read() == b"rewritten by a broken migration\n"
+    assert {harmful, broken} <= set(load_policy(home, APP).bad)

@@ -133,11 +133,14 @@ def test_recipe_to_signed_catalogue_to_running_app(
     assert again.release.released == [] and again.release.unchanged == [(APP, VERSION)]
 
     # --- a catalogue changed after signing is refused; the running app is untouched
+    assert installation.home is not None
     agent = Agent(installation.home, docker_client)
     version_before = service.attrs["Version"]["Index"]
     [signed] = (workspace.public_dir / "targets").glob("*.catalog.json")
     tampered = signed.read_bytes().replace(VERSION.encode(), b"9.9.9+1.22.1")
     signed.write_bytes(tampered)
+    # (an installation that holds the verified copy keeps using it: make it download)
+    (installation.home / "tuf" / "targets" / "catalog.json").unlink()
     with pytest.raises(TrustError, match=r"catalog\.json"):
         agent.install(APP, "9.9.9+1.22.1")
     service.reload()

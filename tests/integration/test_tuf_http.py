@@ -79,9 +79,13 @@ def test_changed_target_is_refused_and_the_last_good_copy_kept(
     Subscription.create(home, url, _root(public)).fetch("catalog.json")
     [signed] = (public / "targets").glob("*.catalog.json")
     signed.write_bytes(b'{"v": 9}')
+    # an installation that never held it downloads it and refuses it
+    fresh = tmp_path / "fresh"
     with pytest.raises(TrustError, match=r"catalog\.json from .* does not match its signed hash"):
-        Subscription.open(home).fetch("catalog.json")
-    assert (home / "targets" / "catalog.json").read_bytes() == b'{"v": 1}'
+        Subscription.create(fresh, url, _root(public)).fetch("catalog.json")
+    assert not (fresh / "targets" / "catalog.json").exists()
+    # one that holds the verified copy keeps using it (checked against the signed hash)
+    assert Subscription.open(home).fetch("catalog.json") == b'{"v": 1}'
 
 
 def test_expired_timestamp_is_refused(repo: tuple[str, Path, SigningKeys], tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from commonshelf.catalogue.contract import MainService, Runtime, Setting
-from commonshelf.installation import agent, cli
+from commonshelf.installation import admission, agent, cli
 from commonshelf.platform.errors import CommonshelfError
 
 
@@ -44,7 +44,7 @@ def test_a_setting_of_the_wrong_type_is_refused() -> None:
 
 
 def test_a_version_for_another_architecture_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(agent.platform, "machine", lambda: "aarch64")
+    monkeypatch.setattr(admission.platform, "machine", lambda: "aarch64")
     with pytest.raises(CommonshelfError, match="runs on amd64, not on this arm64 machine"):
         agent.check_architecture("x", "1.0.0+1", _runtime(architectures=("amd64",)))
     agent.check_architecture("x", "1.0.0+1", _runtime(architectures=("amd64", "arm64")))

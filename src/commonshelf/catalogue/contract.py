@@ -208,6 +208,7 @@ class VersionEntry(msgspec.Struct, frozen=True, kw_only=True):
     vetting: Vetting
     changes: str = ""
     rebuilt: str = ""  # when it was rebuilt from its commit on another publishing host
+    revoked: str = ""  # why the publisher withdrew it; installations never install it
 
 
 class AppEntry(msgspec.Struct, frozen=True, kw_only=True):

@@ -1,6 +1,30 @@
-"""Serve the signed repository (`public/`) on loopback in the background, for the demo."""
+"""Serve the signed repository (`public/`) over HTTP on loopback: the demo, tests, benchmarks.
+
+A poll with nothing new costs an installation two requests, one answered 404 (the next
+root version). Python's `http.server` answers that 404 with an HTML page of ~340 bytes
+and lists folders; `StaticHandler` serves files only (GET and HEAD), answers every error
+with one short plain-text line and names no software version, so what a poll costs here
+is what it costs against any plain static host. It can count what it sends (`Traffic`),
+so tests and benchmarks measure a poll at the server, where an installation's cost lands.
+
+Run it in the foreground with
+`python -m commonshelf.catalogue.server --directory public --bind 127.0.0.1 8700`.
+"""
 
 from __future__ import annotations
+
+import argparse
+import contextlib
+import http.server
+import io
+import os
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http import HTTPStatus
+from pathlib import Path
+from typing import Any
 
 from commonshelf.platform import environment
 from commonshelf.platform.errors import CommonshelfError
@@ -8,18 +32,184 @@ from commonshelf.platform.progress import Say, quiet
 from commonshelf.platform.settings import Settings
 from commonshelf.platform.wait import poll
 
+MODULE = "commonshelf.catalogue.server"
+
+
+@dataclass(frozen=True)
+class Response:
+    """One answer the server sent: what was asked, the status, and the bytes on the wire."""
+
+    path: str
+    status: int
+    header_bytes: int
+    body_bytes: int
+
+
+class Traffic:
+    """Every response a server sent, in order. Handlers run on threads and a client may have
+    read a whole response before its handler records it, so `take` waits for open ones."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._responses: list[Response] = []
+        self._open = 0
+
+    def opened(self) -> None:
+        with self._changed:
+            self._open += 1
+
+    def closed(self) -> None:
+        with self._changed:
+            self._open -= 1
+            self._changed.notify_all()
+
+    def record(self, response: Response) -> None:
+        with self._changed:
+            self._responses.append(response)
+
+    def take(self, timeout: float = 5.0) -> list[Response]:
+        """The responses since the last `take` (waiting up to `timeout` s for connections
+        still being answered), and forget them: one measurement each."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._open == 0, timeout)
+            taken, self._responses = self._responses, []
+        return taken
+
+
+class _Counting(io.BufferedIOBase):
+    """The response stream, counting the bytes written through it."""
+
+    def __init__(self, raw: Any) -> None:
+        super().__init__()
+        self._raw = raw
+        self.count = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self._raw.write(data)
+        size = len(memoryview(data).cast("B"))
+        self.count += size
+        return size
+
+    def flush(self) -> None:
+        if not self._raw.closed:
+            self._raw.flush()
+
+    def close(self) -> None:
+        try:
+            super().close()  # flushes first
+        finally:
+            with contextlib.suppress(OSError):
+                self._raw.close()
+
+
+class StaticHandler(http.server.SimpleHTTPRequestHandler):
+    """Files of one folder by GET or HEAD; anything else (a folder, a missing file, another
+    method) is a one-line plain-text error. No listings: a mirror shows only what is signed."""
+
+    server_version = "commonshelf"
+    error_message_format = "%(code)d %(message)s\n"
+    error_content_type = "text/plain; charset=utf-8"
+
+    def __init__(
+        self, *args: Any, directory: str, traffic: Traffic | None = None, log: bool = False
+    ) -> None:
+        self._traffic = traffic
+        self._log = log
+        self._status = 0
+        self._header_bytes = 0
+        super().__init__(*args, directory=directory)
+
+    def version_string(self) -> str:
+        return self.server_version
+
+    def setup(self) -> None:
+        super().setup()
+        self._out = _Counting(self.wfile)
+        self.wfile = self._out
+        if self._traffic is not None:  # last: `finish` runs only if `setup` returned
+            self._traffic.opened()
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            if self._traffic is not None:
+                self._traffic.closed()
+
+    def send_head(self) -> Any:
+        if os.path.isdir(self.translate_path(self.path)):
+            self.send_error(HTTPStatus.NOT_FOUND, "File not found")
+            return None
+        return super().send_head()
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        self._status = int(code)
+        super().send_response(code, message)
+
+    def flush_headers(self) -> None:
+        before = self._out.count
+        super().flush_headers()
+        self._header_bytes += self._out.count - before
+
+    def handle_one_request(self) -> None:
+        self._status, self._header_bytes, start = 0, 0, self._out.count
+        super().handle_one_request()
+        if self._traffic is not None and self._status:
+            body = self._out.count - start - self._header_bytes
+            path = getattr(self, "path", "")
+            self._traffic.record(Response(path, self._status, self._header_bytes, body))
+
+    def log_message(self, format: str, *args: Any) -> None:
+        if self._log:
+            super().log_message(format, *args)
+
+
+def make_server(
+    directory: Path,
+    port: int = 0,
+    *,
+    bind: str = "127.0.0.1",
+    traffic: Traffic | None = None,
+    log: bool = False,
+) -> http.server.ThreadingHTTPServer:
+    """A server for `directory` on `bind`:`port` (0: any free port), not yet serving."""
+
+    def handler(*args: Any) -> StaticHandler:
+        return StaticHandler(*args, directory=str(directory), traffic=traffic, log=log)
+
+    server = http.server.ThreadingHTTPServer((bind, port), handler)
+    server.daemon_threads = True
+    return server
+
+
+@contextlib.contextmanager
+def serving(directory: Path, traffic: Traffic | None = None) -> Iterator[str]:
+    """Serve `directory` on a free loopback port in a thread; yields the base URL."""
+    server = make_server(directory, traffic=traffic)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
 
 def ensure_catalogue_server(settings: Settings, say: Say = quiet) -> str:
     """Serve public/ on loopback in the background (what `invoke serve` does in the foreground)."""
-    import sys
     import urllib.request
 
     url = settings.catalogue_url
-    note = str(settings.public_dir)
+    # the module is part of the note: a server started by an older command is replaced
+    note = f"{settings.public_dir} {MODULE}"
     name = f"catalogue-{settings.catalogue_port}"
     pid = environment.daemon_pid(settings, name)
     pidfile = settings.state_dir / "run" / f"{name}.pid"
-    if pid is not None and pidfile.read_text().split(maxsplit=1)[1:] == [note]:
+    if pid is not None and pidfile.read_text().strip().split(maxsplit=1)[1:] == [note]:
         return url
     environment.stop_daemon(settings, name)
     say(f"Serving {settings.public_dir} at {url}")
@@ -29,7 +219,7 @@ def ensure_catalogue_server(settings: Settings, say: Say = quiet) -> str:
         [
             sys.executable,
             "-m",
-            "http.server",
+            MODULE,
             "--bind",
             "127.0.0.1",
             "--directory",
@@ -53,3 +243,28 @@ def ensure_catalogue_server(settings: Settings, say: Say = quiet) -> str:
         f"another process may hold port {settings.catalogue_port} "
         "(set COMMONSHELF_CATALOGUE_PORT).",
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog=f"python -m {MODULE}", description=__doc__)
+    parser.add_argument("--directory", type=Path, default=Path.cwd(), help="folder to serve")
+    parser.add_argument("--bind", default="127.0.0.1", help="address (default 127.0.0.1)")
+    parser.add_argument("port", type=int, help="port to listen on")
+    args = parser.parse_args(argv)
+    try:
+        server = make_server(args.directory.resolve(), args.port, bind=args.bind, log=True)
+    except OSError as exc:
+        refused = CommonshelfError(
+            f"Cannot serve on {args.bind}:{args.port} ({exc.strerror or exc}).",
+            "pick a free port, or stop the process that holds it.",
+        )
+        print(refused, file=sys.stderr)
+        return 1
+    print(f"Serving {args.directory} at http://{args.bind}:{args.port}/", flush=True)
+    with server, contextlib.suppress(KeyboardInterrupt):
+        server.serve_forever()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

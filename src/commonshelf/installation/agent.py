@@ -9,20 +9,23 @@ everything before any stack is touched.
 
 from __future__ import annotations
 
-import platform
-import shutil
+import contextlib
+import functools
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import docker
+import msgspec
 
 from commonshelf.catalogue.catalog import Catalog
 from commonshelf.catalogue.contract import Runtime
-from commonshelf.installation import swarm
-from commonshelf.installation.backup import back_up
+from commonshelf.installation import journal, swarm, updates
+from commonshelf.installation.admission import check_architecture, validated_settings
 from commonshelf.installation.deployer import Deployer
-from commonshelf.installation.render import PROXY
+from commonshelf.installation.lock import agent_lock
+from commonshelf.installation.render import PROXY, render_app
 from commonshelf.installation.state import (
     InstallationConfig,
     Installed,
@@ -37,38 +40,26 @@ from commonshelf.platform.loaders import COMPOSE, load_yaml_bytes
 
 DEFAULT_HOME = Path("/var/lib/commonshelf/agent")
 CATALOG_TARGET = "catalog.json"
-SNAPSHOTS_KEPT = 3
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
-def host_architecture() -> str:
-    """This machine's architecture in the names recipes declare (amd64, arm64)."""
-    machine = platform.machine().lower()
-    return {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(machine, machine)
+def locked(command: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Run an Agent method that changes the installation under its lock (re-entrant)."""
 
+    def wrap(method: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(method)
+        def run(*args: P.args, **kwargs: P.kwargs) -> R:
+            agent = args[0]
+            if not isinstance(agent, Agent):
+                raise TypeError("locked() wraps Agent methods")
+            with agent.holding(command):
+                return method(*args, **kwargs)
 
-def check_architecture(app: str, version: str, runtime: Runtime) -> None:
-    host = host_architecture()
-    if host not in runtime.architectures:
-        raise DeployError(
-            f"{app} {version} runs on {', '.join(runtime.architectures)}, not on this "
-            f"{host} machine; nothing was changed.",
-            "pick another app, or run it on a machine of a supported architecture.",
-        )
+        return run
 
-
-def validated_settings(app: str, runtime: Runtime, given: dict[str, str]) -> dict[str, str]:
-    """The operator's settings, each known to the version and of its type, as text."""
-    unknown = sorted(set(given) - set(runtime.settings))
-    if unknown:
-        known = ", ".join(sorted(runtime.settings)) or "none"
-        raise DeployError(
-            f"{app} has no setting {', '.join(unknown)} (settings: {known}).",
-            f"see `commonshelf info {app}`, or drop the --set.",
-        )
-    return {
-        name: runtime.settings[name].text(runtime.settings[name].parse(name, text))
-        for name, text in sorted(given.items())
-    }
+    return wrap
 
 
 @dataclass(frozen=True)
@@ -78,6 +69,7 @@ class AppStatus:
     latest: str | None
     url: str
     services: list[swarm.ServiceState]
+    last: str  # what happened last to the app, in one sentence
 
     @property
     def healthy(self) -> bool:
@@ -85,11 +77,19 @@ class AppStatus:
 
 
 class Agent:
-    """One installation, rooted at its home folder."""
+    """One installation, rooted at its home folder.
+
+    An Agent object serves one command: it refreshes the signed catalogue at most once
+    (a poll with nothing new costs two small requests) and holds the installation's lock
+    while it changes anything.
+    """
 
     def __init__(self, home: Path = DEFAULT_HOME, client: docker.DockerClient | None = None):
         self.home = home
         self._client = client
+        self._subscription: Subscription | None = None
+        self._catalog: Catalog | None = None
+        self._holding = 0
 
     # ---- state
 
@@ -103,6 +103,25 @@ class Agent:
                 Settings.load(), registry=False, swarm=True, commands=("docker", "dockerd")
             ).client
         return self._client
+
+    @contextlib.contextmanager
+    def holding(self, command: str) -> Iterator[None]:
+        """The installation's lock, taken once however deep the calls nest."""
+        if self._holding:
+            self._holding += 1
+            try:
+                yield
+            finally:
+                self._holding -= 1
+            return
+        if command not in ("init", "import"):
+            self.config()  # not an installation yet: say how to start, write nothing
+        with agent_lock(self.home, command):
+            self._holding = 1
+            try:
+                yield
+            finally:
+                self._holding = 0
 
     @property
     def config_path(self) -> Path:
@@ -120,21 +139,43 @@ class Agent:
         return Deployer(self.client, self.home, config or self.config())
 
     def subscription(self) -> Subscription:
-        return Subscription.open(self.home / "tuf")
+        if self._subscription is None:
+            self._subscription = Subscription.open(self.home / "tuf")
+        return self._subscription
+
+    def local_node(self) -> str:
+        """The Swarm node this agent's engine is: apps with data are pinned to it, since
+        backups read volumes through this engine (docs/installation.md)."""
+        return str((self.client.info().get("Swarm") or {}).get("NodeID") or "")
 
     def installed(self) -> dict[str, Installed]:
         self.config()  # says how to start when this is not an installation yet
         return installed_apps(self.home)
 
+    def record(self, app: str) -> Installed:
+        """The record of an installed app, or one line naming what is installed."""
+        installed = self.installed()
+        if app not in installed:
+            names = ", ".join(sorted(installed)) or "none"
+            raise DeployError(
+                f"{app} is not installed here (installed: {names}); nothing was changed.",
+                f"install it with `commonshelf install {app}`, or check the name.",
+            )
+        return installed[app]
+
     def catalog(self) -> Catalog:
-        """The verified catalogue, fresh from the repository (TUF refresh + target check)."""
-        subscription = self.subscription()
-        subscription.refresh()
-        return Catalog.from_bytes(subscription.fetch(CATALOG_TARGET), CATALOG_TARGET)
+        """The verified catalogue: refreshed once per Agent (TUF refresh + target check)."""
+        if self._catalog is None:
+            subscription = self.subscription()
+            subscription.refresh()
+            self._catalog = Catalog.from_bytes(subscription.fetch(CATALOG_TARGET), CATALOG_TARGET)
+        return self._catalog
 
     def compose(self, target: str) -> dict[str, Any]:
         """A signed compose file, verified, then read through the bounded loader."""
-        data = self.subscription().fetch(target)
+        subscription = self.subscription()
+        subscription.refresh()  # once per Agent: the metadata that signs it is fresh
+        data = subscription.fetch(target)
         compose = load_yaml_bytes(data, target, COMPOSE)
         if not isinstance(compose, dict) or not isinstance(compose.get("services"), dict):
             raise DeployError(
@@ -143,8 +184,16 @@ class Agent:
             )
         return compose
 
+    def runtime(self, app: str, version: str) -> Runtime:
+        return self.catalog().version(app, version)[1].runtime
+
+    def note(self, event: journal.Event) -> journal.Event:
+        """Add an event to the installation's history."""
+        return journal.record(self.home, event)
+
     # ---- commands
 
+    @locked("init")
     def init(
         self,
         repository: str,
@@ -153,6 +202,7 @@ class Agent:
         domain: str = "localhost",
         http_port: int = 80,
         namespace: str = "",
+        min_level: int = 7,
         force: bool = False,
     ) -> InstallationConfig:
         """Pin the root, check the repository, and deploy the installation's proxy."""
@@ -161,17 +211,22 @@ class Agent:
             domain=domain,
             http_port=http_port,
             namespace=namespace,
+            min_level=min_level,
+            data_node=self.local_node(),
         )
         if self.config_path.exists() and not force:
             current = self.config()
-            if current != config:
+            if msgspec.structs.replace(current, data_node=config.data_node) != config:
                 raise DeployError(
                     f"{self.home} is already an installation of {current.repository} "
                     f"(port {current.http_port}, domain {current.domain}).",
                     "use --force to change it, or another --home.",
                 )
         self.home.mkdir(parents=True, exist_ok=True)
-        Subscription.create(self.home / "tuf", config.repository, root, force=force, verify=True)
+        self._subscription = Subscription.create(
+            self.home / "tuf", config.repository, root, force=force, verify=True
+        )  # already refreshed
+        self._catalog = None
         catalog = self.catalog()  # the repository must verify before this becomes the config
         write_record(self.config_path, config)
         self.deploy_proxy(catalog, config)
@@ -185,61 +240,66 @@ class Agent:
             )
         self.deployer(config).deploy_proxy(self.compose(platform.compose), platform.image)
 
+    @locked("install")
     def install(
         self, app: str, version: str | None = None, settings: dict[str, str] | None = None
     ) -> tuple[Installed, bool]:
-        """Deploy `app` at `version` (default: newest) with operator `settings` (KEY -> text,
-        kept across updates); return the record and whether anything changed."""
+        """Deploy `app` at `version` with operator `settings` (KEY -> text, kept across
+        updates); the record and whether anything changed. Without a version: the newest
+        that may be installed here, or for an installed app what `update APP` would apply.
+        An installed app moved to another version goes through the update procedure."""
         config = self.config()
         catalog = self.catalog()  # verified before anything is touched
-        version, entry = catalog.version(app, version)
-        check_architecture(app, version, entry.runtime)
         deployer = self.deployer(config)
         current = deployer.installed().get(app)
-        compose = self.compose(entry.runtime.compose)
+        if version is None and current is None:
+            version = updates.newest_allowed(self, app)
+        elif version is None and current is not None:  # what `update APP` would move it to
+            [(_, _, decision)] = updates.plan(self, [app], automatic=False)
+            version = decision.target or current.version
+        version, entry = catalog.version(app, version)
+        refusal = updates.refusal(self, app, version)
+        if refusal:
+            raise DeployError(f"{app} {version} {refusal}; nothing was changed.", refusal_fix(app))
+        check_architecture(app, version, entry.runtime)
         chosen = {**(current.settings if current else {}), **(settings or {})}
-        settings = validated_settings(app, entry.runtime, chosen)
-        if current is not None and current.version == version and current.settings == settings:
-            from commonshelf.installation.render import render_app
-
-            rendered = render_app(compose, entry.runtime, config, app, settings)
+        settled = validated_settings(app, entry.runtime, chosen)
+        if current is not None and current.version != version:
+            if settings:
+                raise DeployError(
+                    f"{app}: change its settings and its version in two steps; nothing was "
+                    "changed.",
+                    f"run `commonshelf install {app} --set …` first, then update it.",
+                )
+            outcome = updates.move(self, app, version, why="install")
+            if outcome.outcome != "done":
+                raise DeployError(outcome.sentence, f"see `commonshelf status` and `logs {app}`.")
+            return self.record(app), True
+        compose = self.compose(entry.runtime.compose)
+        if current is not None and current.settings == settled:
+            rendered = render_app(compose, entry.runtime, config, app, settled)
             if deployer.running(app, deployer.expected(app, rendered)):
                 return current, False
-        if current is not None and current.version != version:
-            _, running_entry = catalog.version(app, current.version)
-            self.snapshot(deployer, current, running_entry.runtime)
-        record = deployer.deploy_app(app, version, entry.runtime, compose, settings)
+        record = deployer.deploy_app(
+            app,
+            version,
+            entry.runtime,
+            compose,
+            settled,
+            previous=current.previous if current else "",
+            backup=current.backup if current else "",
+        )
+        changed = "installed" if current is None else "changed the settings of"
+        self.note(
+            journal.Event(
+                app=app,
+                action="install",
+                outcome="done",
+                sentence=f"{changed.capitalize()} {app} {version} on {now_iso()}.",
+                to_version=version,
+            )
+        )
         return record, True
-
-    def snapshot(self, deployer: Deployer, record: Installed, runtime: Runtime) -> Path | None:
-        """Back up the app (its recipe's hooks, then every data volume) before it changes.
-
-        The snapshot folder appears only when complete; the newest SNAPSHOTS_KEPT of
-        each app are kept.
-        """
-        if not runtime.data:
-            return None
-        root = self.home / "snapshots" / record.app
-        final = root / f"{now_iso().replace(':', '')}-{record.version}"
-        back_up(deployer, record, runtime, final)
-        kept = sorted(p for p in root.iterdir() if not p.name.startswith("."))
-        for old in kept[:-SNAPSHOTS_KEPT]:
-            shutil.rmtree(old, ignore_errors=True)
-        return final
-
-    def update(self, apps: list[str] | None = None) -> list[tuple[str, str, str]]:
-        """Move installed apps to the newest published version: (app, from, to) for each change."""
-        catalog = self.catalog()
-        changes = []
-        for app, current in sorted(self.installed().items()):
-            if apps and app not in apps:
-                continue
-            latest = catalog.latest(app)
-            if latest is None or latest == current.version:
-                continue
-            self.install(app, latest)
-            changes.append((app, current.version, latest))
-        return changes
 
     def status(self) -> list[AppStatus]:
         self.config()  # says how to start when this is not an installation yet
@@ -252,6 +312,7 @@ class Agent:
             services = [
                 swarm.service_state(s) for s in swarm.stack_services(self.client, record.stack)
             ]
+            event = journal.last(self.home, app)
             out.append(
                 AppStatus(
                     app,
@@ -259,6 +320,11 @@ class Agent:
                     catalog.latest(app) if catalog else None,
                     record.url,
                     services,
+                    event.sentence if event else "",
                 )
             )
         return out
+
+
+def refusal_fix(app: str) -> str:
+    return f"pick another version (`commonshelf info {app}`)."

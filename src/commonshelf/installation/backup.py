@@ -10,8 +10,11 @@ standard matrix proves the same procedure restores the seeded data.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import shutil
+import tarfile
 from pathlib import Path
+from typing import Literal
 
 import docker.errors
 import msgspec
@@ -24,6 +27,9 @@ from commonshelf.platform.clock import now_iso
 from commonshelf.platform.errors import DeployError
 
 MANIFEST = "backup.json"
+CHUNK = 1 << 20
+
+Reason = Literal["update", "operator", "safety", "export", "remove"]
 
 
 class Backup(msgspec.Struct, frozen=True, kw_only=True):
@@ -34,9 +40,73 @@ class Backup(msgspec.Struct, frozen=True, kw_only=True):
     created: str
     volumes: dict[str, str]  # data volume -> tar file in the folder
     hooks: int  # backup hook commands that ran
+    reason: Reason = "operator"  # why it was taken
+    settings: dict[str, str] = {}  # the app's settings when it was taken
+    sha256: dict[str, str] = {}  # tar file -> its checksum, checked before a restore
+    content: dict[str, str] = {}  # data volume -> digest of its files (not their times)
 
 
-def back_up(deployer: Deployer, record: Installed, runtime: Runtime, into: Path) -> Backup:
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def content_digest(archive: Path) -> str:
+    """A digest of what a volume holds: each entry's name, kind, owner, mode and bytes, in
+    name order, not its times, so two copies of unchanged data compare equal."""
+    entries = []
+    with tarfile.open(archive) as tar:
+        for member in tar:
+            body = hashlib.sha256()
+            if member.isfile():
+                handle = tar.extractfile(member)
+                if handle is not None:
+                    while chunk := handle.read(CHUNK):
+                        body.update(chunk)
+            entries.append(
+                f"{member.name}\0{member.type!r}\0{member.uid}:{member.gid}\0{member.mode:o}"
+                f"\0{member.linkname}\0{body.hexdigest()}"
+            )
+    return hashlib.sha256("\n".join(sorted(entries)).encode()).hexdigest()
+
+
+def verified(folder: Path) -> Backup:
+    """A backup's manifest, after every tar file matched its recorded checksum."""
+    made = read_record(folder / MANIFEST, Backup)
+    for name in made.volumes.values():
+        path = folder / name
+        expected = made.sha256.get(name)
+        if not path.is_file() or expected is None or file_sha256(path) != expected:
+            raise DeployError(
+                f"The backup {folder} is damaged: {name} does not match its checksum; nothing "
+                "was restored.",
+                f"pick another backup (`commonshelf backups {made.app}`).",
+            )
+    return made
+
+
+def of_app(folder: Path, app: str) -> Backup:
+    """A verified backup of `app`; one of another app is refused before anything changes."""
+    made = verified(folder)
+    if made.app != app:
+        raise DeployError(
+            f"The backup {folder} holds the data of {made.app}, not of {app}; nothing was "
+            "restored.",
+            f"pick a backup of {app} (`commonshelf backups {app}`).",
+        )
+    return made
+
+
+def back_up(
+    deployer: Deployer,
+    record: Installed,
+    runtime: Runtime,
+    into: Path,
+    reason: Reason = "operator",
+) -> Backup:
     """Copy the app's data into the folder `into`, which appears only when complete."""
     service = runtime.backup.service if runtime.backup else ""
     pre = runtime.backup.pre if runtime.backup else ()
@@ -65,7 +135,15 @@ def back_up(deployer: Deployer, record: Installed, runtime: Runtime, into: Path)
                 deployer.exec(record.app, service, command)
                 ran += 1
         made = Backup(
-            app=record.app, version=record.version, created=now_iso(), volumes=volumes, hooks=ran
+            app=record.app,
+            version=record.version,
+            created=now_iso(),
+            volumes=volumes,
+            hooks=ran,
+            reason=reason,
+            settings=dict(record.settings),
+            sha256={name: file_sha256(work / name) for name in volumes.values()},
+            content={volume: content_digest(work / name) for volume, name in volumes.items()},
         )
         write_record(work / MANIFEST, made)
         work.rename(into)
@@ -85,13 +163,7 @@ def restore_volumes(
     deployer: Deployer, app: str, images: dict[str, str], runtime: Runtime, folder: Path
 ) -> Backup:
     """Put a backup's volume copies back (the app's stack must not be running)."""
-    made = read_record(folder / MANIFEST, Backup)
-    if made.app != app:
-        raise DeployError(
-            f"The backup {folder} holds the data of {made.app}, not of {app}; nothing was "
-            "restored.",
-            f"pick a backup of {app} (`commonshelf backups {app}`).",
-        )
+    made = of_app(folder, app)
     stack = deployer.config.stack(app)
     for data in runtime.data:
         archive = made.volumes.get(data.volume)

@@ -1,17 +1,22 @@
-"""`commonshelf`: the command an installation's owner runs (init, apps, install, update, status)."""
+"""`commonshelf`: the command an installation's owner runs, and the timer runs (`run`).
+
+Every command prints for people by default and JSON with `--json`; every failure is one
+line saying what is wrong and how to fix it (exit 2), never a traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
-from dataclasses import asdict
 from pathlib import Path
 
 import msgspec
-from rich.table import Table
 
+from commonshelf.installation import cli_output as show
+from commonshelf.installation import portability, recovery, updates, views
 from commonshelf.installation.agent import DEFAULT_HOME, Agent
+from commonshelf.installation.policy import AppPolicy, check_window, load_policy, save_policy
 from commonshelf.platform import console
 from commonshelf.platform.errors import CommonshelfError, translate
 
@@ -34,9 +39,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    init = sub.add_parser(
-        "init", parents=[common], help="subscribe to a catalogue and start the proxy"
-    )
+    def command(name: str, text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[common], help=text, description=text)
+
+    init = command("init", "subscribe to a catalogue and start the proxy")
     init.add_argument("--repository", required=True, help="base URL of the published repository")
     init.add_argument(
         "--root",
@@ -47,13 +53,21 @@ def _parser() -> argparse.ArgumentParser:
     init.add_argument("--domain", default="localhost", help="apps answer at APP.DOMAIN")
     init.add_argument("--http-port", type=int, default=80, help="host port of the proxy")
     init.add_argument("--namespace", default="", help="prefix for stack and network names")
-    init.add_argument("--force", action="store_true", help="replace an existing configuration/root")
-
-    sub.add_parser("apps", parents=[common], help="list the apps in the verified catalogue")
-
-    install = sub.add_parser(
-        "install", parents=[common], help="install an app (or move it to a version)"
+    init.add_argument(
+        "--min-level", type=int, default=7, help="lowest vetting level to install (default 7)"
     )
+    init.add_argument("--force", action="store_true", help="replace an existing configuration/root")
+    init.add_argument(
+        "--enable-timer",
+        action="store_true",
+        help="install the systemd timer that runs `commonshelf run` (or say how to run it)",
+    )
+
+    command("apps", "list the apps in the verified catalogue")
+    info = command("info", "an app's versions, settings, data, policy and backups")
+    info.add_argument("app")
+
+    install = command("install", "install an app (or move it to a version)")
     install.add_argument("app")
     install.add_argument("--version", default=None, help="a published version (default: newest)")
     install.add_argument(
@@ -64,57 +78,41 @@ def _parser() -> argparse.ArgumentParser:
         help="a setting the app declares (repeatable; kept across updates)",
     )
 
-    update = sub.add_parser(
-        "update", parents=[common], help="upgrade installed apps to the newest published versions"
-    )
+    update = command("update", "apply the updates policy allows (majors wait for --to)")
     update.add_argument("apps", nargs="*", help="only these apps")
+    update.add_argument("--check", action="store_true", help="only say what is available")
+    update.add_argument("--dry-run", action="store_true", help="say what would be done")
+    update.add_argument("--to", default=None, help="move one app to this version")
 
-    sub.add_parser("status", parents=[common], help="installed apps, their versions and health")
+    rollback = command("rollback", "back to the version (and data) before the last update")
+    rollback.add_argument("app")
+    command("status", "installed apps, their health and what happened last")
+    logs = command("logs", "the app's recent log lines")
+    logs.add_argument("app")
+    logs.add_argument("--lines", type=int, default=50, help="per service (default 50)")
+    backup = command("backup", "back up an app now (hooks + volumes, checksummed)")
+    backup.add_argument("app")
+    backups = command("backups", "list an app's backups")
+    backups.add_argument("app")
+    restore = command("restore", "bring an app back to a backup (default: the newest)")
+    restore.add_argument("app")
+    restore.add_argument("backup", nargs="?", default=None)
+    export = command("export", "write every app's data, settings, secrets and trust to FILE")
+    export.add_argument("file", type=Path)
+    imported = command("import", "bring an exported installation back on this machine")
+    imported.add_argument("file", type=Path)
+    imported.add_argument("--http-port", type=int, default=None, help="override the proxy port")
+    imported.add_argument("--namespace", default=None, help="override the stack prefix")
+    imported.add_argument("--domain", default=None, help="override the domain")
+    remove = command("remove", "remove an app (its data goes to a last backup first)")
+    remove.add_argument("app")
+    remove.add_argument("--keep-data", action="store_true", help="keep the data volumes")
+    policy = command("policy", "show or set an app's update policy")
+    policy.add_argument("app")
+    policy.add_argument("--auto", choices=["patch", "minor", "none"], default=None)
+    policy.add_argument("--window", default=None, metavar="HH:MM-HH:MM", help="UTC; '' = any")
+    command("run", "one unattended pass: poll the catalogue, apply what policy allows")
     return parser
-
-
-def _apps(agent: Agent, as_json: bool) -> None:
-    catalog = agent.catalog()
-    installed = agent.installed()
-    rows: list[dict[str, object]] = []
-    for name, entry in sorted(catalog.apps.items()):
-        latest = catalog.latest(name)
-        rows.append(
-            {
-                "app": name,
-                "title": entry.title,
-                "latest": latest,
-                "level": entry.versions[latest].vetting.level if latest else None,
-                "installed": installed[name].version if name in installed else None,
-                "description": entry.description,
-            }
-        )
-    if as_json:
-        console.print_json(rows)
-        return
-    table = Table("app", "latest", "level", "installed", "description", title="Catalogue")
-    for row in rows:
-        level = "" if row["level"] is None else str(row["level"])
-        table.add_row(
-            str(row["app"]),
-            str(row["latest"] or ""),
-            level,
-            str(row["installed"] or "-"),
-            str(row["description"]),
-        )
-    console.out.print(table)
-
-
-def _status(agent: Agent, as_json: bool) -> None:
-    statuses = agent.status()
-    if as_json:
-        console.print_json([{**asdict(s), "healthy": s.healthy} for s in statuses])
-        return
-    table = Table("app", "version", "latest", "health", "url", title="Installed apps")
-    for s in statuses:
-        health = "[green]healthy[/green]" if s.healthy else "[red]unhealthy[/red]"
-        table.add_row(s.app, s.version, s.latest or "?", health, s.url)
-    console.out.print(table)
 
 
 def _settings(pairs: list[str]) -> dict[str, str]:
@@ -130,47 +128,76 @@ def _settings(pairs: list[str]) -> dict[str, str]:
 def run(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     agent = Agent(args.home)
-    if args.command == "init":
-        try:
-            root = args.root.read_bytes()
-        except OSError as exc:
-            raise CommonshelfError(
-                f"Cannot read the root metadata {args.root}: {exc.strerror}.",
-                "pass the repository's 1.root.json, obtained out of band.",
-            ) from None
-        config = agent.init(
-            args.repository,
-            root,
-            domain=args.domain,
-            http_port=args.http_port,
-            namespace=args.namespace,
-            force=args.force,
-        )
-        if args.json:
-            console.print_json(msgspec.to_builtins(config))
-        else:
-            console.out.print(
-                f"Subscribed to {config.repository}; proxy on port {config.http_port}."
+    as_json: bool = args.json
+    match args.command:
+        case "init":
+            show.init(agent, args)
+        case "apps":
+            show.apps(agent, as_json)
+        case "info":
+            show.info(views.info(agent, args.app), as_json)
+        case "install":
+            record, changed = agent.install(args.app, args.version, _settings(args.set))
+            if as_json:
+                console.print_json({**msgspec.to_builtins(record), "changed": changed})
+            else:
+                verb = "Installed" if changed else "Already running"
+                console.out.print(f"{verb} {record.app} {record.version} at {record.url}")
+        case "update":
+            if args.check or args.dry_run:
+                show.plan(updates.plan(agent, args.apps or None, automatic=False), as_json)
+            else:
+                events = updates.update(agent, args.apps or None, to=args.to)
+                show.events(events, as_json, "Everything is up to date.")
+                return 1 if any(e.needs_attention for e in events) else 0
+        case "rollback":
+            show.events([recovery.rollback(agent, args.app)], as_json, "")
+        case "status":
+            show.status(agent, as_json)
+        case "logs":
+            lines = views.logs(agent, args.app, args.lines)
+            if as_json:
+                console.print_json(lines)
+            else:
+                print("\n".join(lines))
+        case "backup":
+            with agent.holding("backup"):
+                backup_id = recovery.take(agent, args.app, "operator")
+            show.backup_made(args.app, backup_id, as_json)
+        case "backups":
+            found = recovery.list_backups(agent.home, args.app)
+            if not found and args.app not in agent.installed():
+                agent.catalog().version(args.app)  # an unknown app is one clear line
+            show.backups(args.app, found, as_json)
+        case "restore":
+            show.events([recovery.restore(agent, args.app, args.backup)], as_json, "")
+        case "export":
+            show.exported(portability.export_installation(agent, args.file), as_json)
+        case "import":
+            events = portability.import_installation(
+                agent,
+                args.file,
+                http_port=args.http_port,
+                namespace=args.namespace,
+                domain=args.domain,
             )
-    elif args.command == "apps":
-        _apps(agent, args.json)
-    elif args.command == "install":
-        record, changed = agent.install(args.app, args.version, _settings(args.set))
-        if args.json:
-            console.print_json({**msgspec.to_builtins(record), "changed": changed})
-        else:
-            verb = "Installed" if changed else "Already running"
-            console.out.print(f"{verb} {record.app} {record.version} at {record.url}")
-    elif args.command == "update":
-        changes = agent.update(args.apps or None)
-        if args.json:
-            console.print_json([{"app": a, "from": f, "to": t} for a, f, t in changes])
-        elif not changes:
-            console.out.print("Everything is up to date.")
-        for app, old, new in changes:
-            console.out.print(f"Updated {app}: {old} → {new}")
-    elif args.command == "status":
-        _status(agent, args.json)
+            show.events(events, as_json, "Imported an installation without apps.")
+        case "remove":
+            show.events([recovery.remove(agent, args.app, args.keep_data)], as_json, "")
+        case "policy":
+            with agent.holding("policy"):
+                agent.record(args.app)
+                current = load_policy(agent.home, args.app)
+                chosen: AppPolicy = msgspec.structs.replace(
+                    current,
+                    auto=args.auto or current.auto,
+                    window=current.window if args.window is None else check_window(args.window),
+                )
+                if chosen != current:
+                    save_policy(agent.home, args.app, chosen)
+            show.policy(args.app, chosen, as_json)
+        case "run":
+            return show.unattended(agent, as_json)
     return 0
 
 

@@ -23,6 +23,7 @@ import yaml
 
 from commonshelf.catalogue.contract import Runtime
 from commonshelf.installation import swarm
+from commonshelf.installation.guard import refuse_host_control
 from commonshelf.installation.render import PROXY, render_app, render_proxy, secret_name
 from commonshelf.installation.state import (
     InstallationConfig,
@@ -171,6 +172,19 @@ class Deployer:
                     "check that this engine is a Swarm manager (`docker info`).",
                 ) from exc
 
+    def render(
+        self,
+        app: str,
+        runtime: Runtime,
+        compose: dict[str, Any],
+        settings: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """The stack this installation would run, refused if it could control the host (a
+        valid signature does not make a privileged container or the engine's socket safe)."""
+        rendered = render_app(compose, runtime, self.config, app, settings)
+        refuse_host_control(app, rendered)
+        return rendered
+
     def deploy_app(
         self,
         app: str,
@@ -178,10 +192,14 @@ class Deployer:
         runtime: Runtime,
         compose: dict[str, Any],
         settings: dict[str, str] | None = None,
+        *,
+        previous: str = "",
+        backup: str = "",
     ) -> Installed:
-        """Deploy (or move) `app` to `version` and wait until it serves; the new record."""
+        """Deploy (or move) `app` to `version` and wait until it serves; the new record
+        (`previous` and `backup`: the version before the last update and its backup)."""
         stack = self.config.stack(app)
-        rendered = render_app(compose, runtime, self.config, app, settings)
+        rendered = self.render(app, runtime, compose, settings)
         self.ensure_secrets(app, runtime)
         path = self.home / "stacks" / f"{stack}.yml"
         write_text_atomic(path, yaml.safe_dump(rendered, sort_keys=False))
@@ -200,6 +218,8 @@ class Deployer:
             main_port=runtime.main.port,
             installed_at=now_iso(),
             settings=dict(settings or {}),
+            previous=previous,
+            backup=backup,
         )
         if self.write_routes(record):
             self.reload_proxy()

@@ -3,7 +3,8 @@
 The agent and the standard matrix both render through here, so CI runs exactly
 what installations run: images pinned by digest, `dnsrr` endpoints (no IPVS
 needed), the main service on the proxy's overlay network, secrets as external
-Swarm secrets owned by the app's stack, settings filled into `${KEY}` references.
+Swarm secrets owned by the app's stack, settings filled into `${KEY}` references, and
+on a multi-node Swarm the services that hold data pinned to the agent's own node.
 """
 
 from __future__ import annotations
@@ -73,6 +74,48 @@ def _host_port(item: Any, host_ports: dict[int, int]) -> Any:
     }
 
 
+def _named_volumes(spec: dict[str, Any]) -> set[str]:
+    """The named volumes a compose service mounts (bind mounts and tmpfs are not volumes)."""
+    names = set()
+    for item in spec.get("volumes") or []:
+        if isinstance(item, dict):
+            if item.get("type", "volume") == "volume" and item.get("source"):
+                names.add(str(item["source"]))
+        else:
+            source, sep, _ = str(item).partition(":")
+            if sep and source and not source.startswith(("/", ".", "~", "$")):
+                names.add(source)
+    return names
+
+
+def node_bound(services: dict[str, Any], runtime: Runtime) -> set[str]:
+    """The services that must run on the node the agent drives: those mounting a data volume
+    (a local volume lives on one node, and backups read it through the agent's engine), the
+    one the backup hooks run in (the agent execs them through that engine) and those
+    publishing a host port (it opens on whichever node runs the task). The rest float."""
+    data = {volume.volume for volume in runtime.data}
+    bound = {volume.service for volume in runtime.data}
+    if runtime.backup is not None:
+        bound.add(runtime.backup.service)
+    for name, spec in services.items():
+        if _named_volumes(spec) & data or any(
+            published_port(item) is not None for item in spec.get("ports") or []
+        ):
+            bound.add(name)
+    return bound & services.keys()
+
+
+def pin_to_node(spec: dict[str, Any], node: str) -> None:
+    """Add `node.id == node` to a service's placement constraints (kept: the recipe's own)."""
+    deploy = spec.setdefault("deploy", {})
+    placement = deploy.get("placement") or {}
+    constraints = [str(c) for c in placement.get("constraints") or []]
+    rule = f"node.id == {node}"
+    if rule not in constraints:
+        constraints.append(rule)
+    deploy["placement"] = {**placement, "constraints": constraints}
+
+
 def render_app(
     compose: dict[str, Any],
     runtime: Runtime,
@@ -102,6 +145,9 @@ def render_app(
             spec["environment"] = {k: fill_settings(v, values) for k, v in env.items()}
         elif isinstance(env, list):
             spec["environment"] = [fill_settings(item, values) for item in env]
+    if config.data_node:  # one engine, one node: nothing to pin
+        for name in sorted(node_bound(services, runtime)):
+            pin_to_node(services[name], config.data_node)
     main = services.get(runtime.main.service)
     if main is None:
         raise DeployError(
@@ -147,5 +193,7 @@ def render_proxy(
             "read_only": True,
         }
     ]
+    if config.data_node:  # its routes are a bind mount of this node's folder
+        pin_to_node(proxy, config.data_node)
     rendered["networks"]["apps"]["name"] = config.network
     return rendered

@@ -31,6 +31,10 @@ class InstallationConfig(msgspec.Struct, frozen=True, kw_only=True):
     # a recipe's published (non-HTTP) port -> the host port this installation uses for it:
     # an operator moves a port another program holds; a rehearsal takes free ones
     host_ports: dict[int, int] = {}
+    min_level: int = 7  # the lowest vetting level this installation accepts (7 is the top)
+    # the Swarm node id of the engine the agent drives: services holding data (and the proxy)
+    # are pinned to it, since backups read volumes through that engine; "" pins nothing
+    data_node: str = ""
 
     @property
     def proxy_stack(self) -> str:
@@ -63,6 +67,8 @@ class Installed(msgspec.Struct, frozen=True, kw_only=True):
     main_port: int
     installed_at: str
     settings: dict[str, str] = {}
+    previous: str = ""  # the version it ran before its last update (what `rollback` returns to)
+    backup: str = ""  # the backup taken before its last update
 
 
 def installed_apps(home: Path) -> dict[str, Installed]:

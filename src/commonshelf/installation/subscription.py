@@ -6,6 +6,14 @@ metadata is refreshed and verified, and each target is downloaded and checked
 against its signed length and hash before anyone sees its bytes. Newer roots
 the updater accepts are kept in its `root_history/`, so root rotation works
 across runs while the pinned root stays the anchor.
+
+Polls are cheap. Verified metadata stays in `metadata/`, so a refresh with nothing new
+asks for two files: the next root version (answered 404) and `timestamp.json`; python-tuf
+reloads snapshot and targets from disk when the timestamp still names them. A target
+already held in `targets/` whose bytes match its signed length and hash is returned
+without a download. One `Subscription` refreshes once (`refresh()` is idempotent; pass
+`force=True` to poll again in the same object): a command opens one and reads all its
+targets through it, so it sees one consistent repository state, fetched once.
 """
 
 from __future__ import annotations
@@ -17,7 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from tuf.api import exceptions as tuf_errors
-from tuf.api.metadata import Metadata, Root
+from tuf.api.metadata import Metadata, Root, TargetFile
 from tuf.api.serialization import DeserializationError
 from tuf.ngclient import Updater
 
@@ -141,12 +149,20 @@ class Subscription:
             bootstrap=pinned,
         )
 
-    def refresh(self) -> None:
-        """Fetch and verify root, timestamp, snapshot and targets metadata."""
-        self._refreshed()
+    @property
+    def refreshed(self) -> bool:
+        """Whether this object has verified the repository's current metadata already."""
+        return self._updater is not None
+
+    def refresh(self, *, force: bool = False) -> None:
+        """Fetch and verify root, timestamp, snapshot and targets metadata, once per object:
+        later calls (and `fetch`) reuse that state; `force` polls the repository again."""
+        if self._updater is None or force:
+            self._refreshed()
 
     def _refreshed(self) -> Updater:
-        """A new updater, its metadata refreshed and verified (kept for `fetch`)."""
+        """A new updater, its metadata refreshed and verified (kept for `fetch`). python-tuf
+        allows one refresh per updater: polling again needs a new one."""
         updater = self._new_updater()
         with self._translate("the repository metadata"):
             updater.refresh()
@@ -154,7 +170,13 @@ class Subscription:
         return updater
 
     def fetch(self, target_path: str) -> bytes:
-        """The verified bytes of a target; the local copy is replaced only by verified bytes."""
+        """The verified bytes of a target, refreshing first if this object has not.
+
+        The copy held in `targets/` is returned as it is when its bytes match the signed
+        length and hashes (python-tuf's `find_cached_target` check, made here on the bytes
+        returned, so nothing can change between check and read); otherwise the target is
+        downloaded, verified, and only then replaces the local copy.
+        """
         updater = self._updater if self._updater is not None else self._refreshed()
         with self._translate(target_path):
             info = updater.get_targetinfo(target_path)
@@ -163,6 +185,9 @@ class Subscription:
                     f"{target_path} is not a signed target of {self.url}.",
                     "check the name, or republish the catalogue.",
                 )
+            held = self._held(info)
+            if held is not None:
+                return held
             self.targets_dir.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryDirectory(dir=self.targets_dir) as work:
                 downloaded = Path(
@@ -170,6 +195,15 @@ class Subscription:
                 )
                 data = downloaded.read_bytes()
         write_bytes_atomic(self.targets_dir / target_path, data)
+        return data
+
+    def _held(self, info: TargetFile) -> bytes | None:
+        """The local copy of a target if it is exactly the signed one, else None."""
+        try:
+            data = (self.targets_dir / info.path).read_bytes()
+            info.verify_length_and_hashes(data)
+        except (OSError, tuf_errors.LengthOrHashMismatchError):
+            return None
         return data
 
     @contextlib.contextmanager

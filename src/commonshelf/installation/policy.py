@@ -1,0 +1,148 @@
+"""Which published version an app should move to, by its update policy.
+
+Defaults follow what a non-sysadmin expects of an appliance: patch and minor versions of
+a recipe are applied automatically; a major version, or one whose release says it needs a
+manual migration, waits until the operator asks for it (`update APP --to V`). A version
+under the installation's minimum level, revoked by the publisher, or that failed here
+before (marked bad locally) is never chosen. An optional maintenance window holds
+automatic updates outside it.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, time
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+import semver
+
+from commonshelf.catalogue.contract import VersionEntry
+from commonshelf.installation.state import read_record, write_record
+from commonshelf.platform.errors import DeployError
+
+Auto = Literal["patch", "minor", "none"]
+_WINDOW = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
+
+
+class AppPolicy(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """An app's update policy and what this installation learnt about its versions."""
+
+    auto: Auto = "minor"  # the largest kind of change applied without asking
+    window: str = ""  # HH:MM-HH:MM (UTC; may wrap past midnight); "" = any time
+    bad: dict[str, str] = {}  # version -> why it failed here (never retried automatically)
+
+
+def policy_path(home: Path, app: str) -> Path:
+    return home / "policy" / f"{app}.json"
+
+
+def load_policy(home: Path, app: str) -> AppPolicy:
+    path = policy_path(home, app)
+    return read_record(path, AppPolicy) if path.exists() else AppPolicy()
+
+
+def save_policy(home: Path, app: str, policy: AppPolicy) -> None:
+    write_record(policy_path(home, app), policy)
+
+
+def check_window(text: str) -> str:
+    """A maintenance window as given by the operator, or a DeployError saying the format."""
+    if text and not _WINDOW.match(text):
+        raise DeployError(
+            f"--window {text!r} is not HH:MM-HH:MM.",
+            "write e.g. --window 02:00-05:00 (UTC), or --window '' for any time.",
+        )
+    return text
+
+
+def in_window(window: str, now: datetime) -> bool:
+    """Whether `now` (UTC) falls in the window; a window may wrap past midnight."""
+    if not window:
+        return True
+    start_text, _, end_text = window.partition("-")
+    start, end = time.fromisoformat(start_text), time.fromisoformat(end_text)
+    moment = now.time().replace(second=0, microsecond=0, tzinfo=None)
+    if start <= end:
+        return start <= moment < end
+    return moment >= start or moment < end
+
+
+def change_kind(current: str, candidate: str) -> Literal["major", "minor", "patch"]:
+    """How far the recipe's own version moves (the upstream part after `+` is not judged)."""
+    old, new = semver.Version.parse(current), semver.Version.parse(candidate)
+    if new.major != old.major:
+        return "major"
+    if new.minor != old.minor:
+        return "minor"
+    return "patch"
+
+
+class Decision(msgspec.Struct, frozen=True, kw_only=True):
+    """The version to move to (None: stay), and why each newer version is held."""
+
+    target: str | None
+    held: dict[str, str] = {}  # version -> the reason it is not applied now
+
+    def sentence(self, app: str, current: str) -> str:
+        if self.target:
+            return f"{app} {current} → {self.target}"
+        if not self.held:
+            return f"{app} {current} is up to date"
+        newest = max(self.held, key=semver.Version.parse)
+        return f"{app} stays at {current}: {newest} {self.held[newest]}"
+
+
+def decide(
+    current: str,
+    versions: dict[str, VersionEntry],
+    policy: AppPolicy,
+    *,
+    min_level: int,
+    now: datetime,
+    automatic: bool,
+) -> Decision:
+    """The newest version newer than `current` that policy allows.
+
+    `automatic` is the unattended `run`: it honours `auto` and the window. An operator's
+    `update APP` applies the same rules but ignores the window and `auto` (minor and patch
+    versions go ahead); majors and manual migrations always wait for `--to`.
+    """
+    base = semver.Version.parse(current)
+    held: dict[str, str] = {}
+    allowed: list[str] = []
+    for version, entry in versions.items():
+        if semver.Version.parse(version).compare(base) <= 0:
+            continue
+        reason = blocked(version, entry, policy, min_level)
+        kind = change_kind(current, version)
+        if reason is None and kind == "major":
+            reason = f"is a major version: run `commonshelf update APP --to {version}`"
+        if reason is None and entry.runtime.migration.kind == "manual":
+            note = f" ({entry.runtime.migration.note})" if entry.runtime.migration.note else ""
+            reason = f"needs a manual migration{note}: run `commonshelf update APP --to {version}`"
+        if reason is None and automatic:
+            if policy.auto == "none":
+                reason = "waits: automatic updates are off (`commonshelf policy APP --auto`)"
+            elif policy.auto == "patch" and kind == "minor":
+                reason = "is a minor version and the policy applies patches only"
+            elif not in_window(policy.window, now):
+                reason = f"waits for the maintenance window {policy.window} (UTC)"
+        if reason is None:
+            allowed.append(version)
+        else:
+            held[version] = reason
+    target = max(allowed, key=semver.Version.parse) if allowed else None
+    return Decision(target=target, held=held)
+
+
+def blocked(version: str, entry: VersionEntry, policy: AppPolicy, min_level: int) -> str | None:
+    """Why a version may never be installed here, even when asked for (None: it may)."""
+    if entry.revoked:
+        return f"was revoked by the publisher ({entry.revoked})"
+    if entry.vetting.level < min_level:
+        return f"is at level {entry.vetting.level}, under this installation's minimum {min_level}"
+    if version in policy.bad:
+        return f"failed here before ({policy.bad[version]})"
+    return None
