@@ -97,7 +97,8 @@ def info(agent: Agent, app: str) -> AppInfo:
 
 
 def logs(agent: Agent, app: str, lines: int = 50) -> list[str]:
-    """The last `lines` log lines of each of the app's services, prefixed by the service."""
+    """The last `lines` log lines of each of the app's services (oldest first, each with
+    its time), prefixed by the service."""
     record = agent.record(app)
     out = []
     for service in swarm.stack_services(agent.client, record.stack):
@@ -107,7 +108,7 @@ def logs(agent: Agent, app: str, lines: int = 50) -> list[str]:
         except docker.errors.APIError as exc:
             out.append(f"{short} | (no logs: {exc.explanation})")
             continue
-        out.extend(
-            f"{short} | {line}" for line in raw.decode(errors="replace").splitlines() if line
-        )
+        # the service's tasks, old and new, each stream in turn: put them in time order
+        said = sorted(line for line in raw.decode(errors="replace").splitlines() if line)
+        out.extend(f"{short} | {line}" for line in said[-lines:])
     return out
