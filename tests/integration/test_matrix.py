@@ -217,6 +217,20 @@ def workers(docker_client: docker.DockerClient, recipe_image: str) -> Iterator[A
             docker_client.containers.get(container.id).remove(force=True)
 
 
+LEAVE_A_WORKER = """
+
+import docker as _docker
+
+_seed = seed
+
+
+def seed(app):  # noqa: F811 - the recipe's own seed, then a container the app "started"
+    _seed(app)
+    image = app.deployer.container(app.app, "app").attrs["Image"]
+    _docker.from_env().containers.run(image, ["sleep", "300"], detach=True)
+"""
+
+
 def test_a_container_left_behind_fails_removal(
     settings: Settings,
     ci: Shelf,
@@ -227,6 +241,47 @@ def test_a_container_left_behind_fails_removal(
     workers: Any,
     tmp_path: Path,
 ) -> None:
+    """An app that starts containers of its own through the engine (not through its stack)
+    leaves them behind: removal fails and the matrix removes them. An installation gives no
+    app the engine's socket (the guard refuses it, see the next test), so the container is
+    started here from the recipe's seed hook, as such an app would."""
+    folder = copy_of_recipe(settings, tmp_path)
+    hooks = folder / "tests" / "hooks.py"
+    hooks.write_text(hooks.read_text() + LEAVE_A_WORKER)
+    result = _matrix(
+        ci, load_recipe(folder), {"app": recipe_image}, docker_client, pinned_proxy, rehearsals
+    )
+    assert _statuses(result) == {
+        "install": "passed",
+        "smoke": "passed",
+        "persistence": "passed",
+        "upgrade": "n/a",
+        "backup_restore": "passed",
+        "removal": "failed",
+    }, _why(result)
+    removal = result.checks[-1]
+    assert "left behind after removal: container" in removal.detail
+    assert result.level == len(CHECKS) - 1
+    # the matrix removed what the app left behind
+    left = workers()
+    assert not left, (
+        f"the matrix left {len(left)} container(s) the app started: "
+        f"{[(c.attrs.get('Names') or ['?'])[0] for c in left]}"
+    )
+
+
+def test_a_service_given_the_engines_socket_is_refused_at_install(
+    settings: Settings,
+    ci: Shelf,
+    recipe_image: str,
+    docker_client: docker.DockerClient,
+    pinned_proxy: PinnedProxy,
+    rehearsals: list[Rehearsal],
+    workers: Any,
+    tmp_path: Path,
+) -> None:
+    """CI refuses what an installation refuses: the matrix deploys through the agent's own
+    guard, so a service mounting the engine's socket never starts (and lint says so too)."""
     folder = copy_of_recipe(settings, tmp_path)
     spawner = {
         "image": recipe_image,  # pinned by digest in the candidate's contract
@@ -246,26 +301,13 @@ def test_a_container_left_behind_fails_removal(
         rehearsals,
         lint=lint,
     )
-    assert _statuses(result) == {
-        "install": "passed",
-        "smoke": "passed",
-        "persistence": "passed",
-        "upgrade": "n/a",
-        "backup_restore": "passed",
-        "removal": "failed",
-    }, _why(result)
-    removal = result.checks[-1]
-    assert "left behind after removal: container" in removal.detail
-    assert result.level == len(CHECKS) - 1
-    # the linter forbids the socket too; the matrix catches what it does regardless
+    install = result.checks[0]
+    assert install.status == "failed", _why(result)
+    assert "service 'spawner': mounts the host path /var/run/docker.sock" in install.detail
+    assert result.level == 0
     assert result.lint is not None and result.lint.status == "failed"
     assert "docker.sock" in result.lint.detail or "socket" in result.lint.detail.lower()
-    # the matrix removed what the app left behind
-    left = workers()
-    assert not left, (
-        f"the matrix left {len(left)} container(s) the app started: "
-        f"{[(c.attrs.get('Names') or ['?'])[0] for c in left]}"
-    )
+    assert not workers(), "a service with the engine's socket ran"
 
 
 def test_a_recipe_without_seed_hooks_stops_at_persistence(
