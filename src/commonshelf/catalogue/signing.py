@@ -7,6 +7,12 @@ consistent snapshots: targets are stored under their sha256
 place, written last. A reader therefore always sees one consistent repository,
 and a publish that fails midway removes what it wrote and leaves `public/` as
 it was.
+
+Every file is written atomically (temporary file, fsync, rename), so a publish killed
+outright (SIGKILL, power loss) leaves at worst files that no reader reaches: targets under
+new hashes, metadata versions newer than what `timestamp.json` names, temporary files.
+Installations keep seeing the previous release; the next publish removes that debris
+(`_drop_unpublished`) and writes those versions again.
 """
 
 from __future__ import annotations
@@ -145,11 +151,35 @@ class Publisher:
             return None
         return Metadata[Root].from_file(str(self.metadata_dir / f"{max(versions)}.root.json"))
 
+    def _versions(self, role: str) -> list[int]:
+        return [
+            int(m.group(1))
+            for p in self.metadata_dir.glob(f"*.{role}.json")
+            if (m := re.fullmatch(rf"(\d+)\.{role}\.json", p.name))
+        ]
+
+    def _drop_unpublished(self, targets_version: int, snapshot_version: int) -> None:
+        """Remove what a killed publish left that no reader can reach: targets and snapshot
+        metadata newer than the published timestamp names, and temporary files. (Roots are
+        probed by version, so a root written is published: it is kept, and used.)"""
+        for role, published in ((Targets.type, targets_version), (Snapshot.type, snapshot_version)):
+            for version in self._versions(role):
+                if version > published:
+                    (self.metadata_dir / f"{version}.{role}.json").unlink()
+        for folder in (self.metadata_dir, self.targets_dir):
+            for leftover in folder.rglob(".*.tmp") if folder.is_dir() else ():
+                leftover.unlink()
+
     def _load(
         self,
     ) -> tuple[Metadata[Root], Metadata[Targets], Metadata[Snapshot], Metadata[Timestamp]] | None:
         root = self._latest_root()
-        if root is None:
+        never_published = not (self.metadata_dir / "timestamp.json").exists() and all(
+            v == 1 for role in ROLES[:3] for v in self._versions(role)
+        )
+        if root is None or never_published:  # a first publish killed before its timestamp
+            self._drop_unpublished(0, 0)
+            (self.metadata_dir / "1.root.json").unlink(missing_ok=True)
             return None
         try:
             timestamp = Metadata[Timestamp].from_file(str(self.metadata_dir / "timestamp.json"))
@@ -174,6 +204,7 @@ class Publisher:
                     "use the keys this repository was created with (COMMONSHELF_KEY_* or "
                     "keys/), or rotate the root.",
                 )
+        self._drop_unpublished(targets.signed.version, snapshot.signed.version)
         return root, targets, snapshot, timestamp
 
     def _new(

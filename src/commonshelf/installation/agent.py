@@ -64,12 +64,18 @@ def locked(command: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
 
 @dataclass(frozen=True)
 class AppStatus:
+    """One row of `status`. The installation's own row (app "") carries what happened last
+    to the installation itself (a poll the repository failed, an import), when that is newer
+    than every app's last event, or the repository's failure as `status` itself met it."""
+
     app: str
     version: str
     latest: str | None
     url: str
     services: list[swarm.ServiceState]
     last: str  # what happened last to the app, in one sentence
+    at: str = ""  # when `last` happened (UTC)
+    outcome: str = ""  # of `last`: done, failed, rolled-back, held, refused
 
     @property
     def healthy(self) -> bool:
@@ -302,17 +308,21 @@ class Agent:
         return record, True
 
     def status(self) -> list[AppStatus]:
-        self.config()  # says how to start when this is not an installation yet
+        """Each installed app, then the installation's own row when it has news (AppStatus)."""
+        config = self.config()  # says how to start when this is not an installation yet
+        catalog: Catalog | None = None
+        unverified: CommonshelfError | None = None
         try:
-            catalog: Catalog | None = self.catalog()
-        except CommonshelfError:  # status must work while the repository is unreachable
-            catalog = None
+            catalog = self.catalog()
+        except CommonshelfError as exc:  # status must work while the repository is unreachable
+            unverified = exc
         out = []
+        history = journal.events(self.home)
         for app, record in sorted(self.installed().items()):
             services = [
                 swarm.service_state(s) for s in swarm.stack_services(self.client, record.stack)
             ]
-            event = journal.last(self.home, app)
+            event = next((e for e in reversed(history) if e.app == app), None)
             out.append(
                 AppStatus(
                     app,
@@ -321,7 +331,18 @@ class Agent:
                     record.url,
                     services,
                     event.sentence if event else "",
+                    event.at if event else "",
+                    event.outcome if event else "",
                 )
+            )
+        mine = history[-1] if history and history[-1].app == "" else None  # newer than apps'
+        if unverified is not None and (mine is None or mine.sentence != str(unverified)):
+            mine = journal.Event(
+                app="", action="status", outcome="failed", sentence=str(unverified)
+            )
+        if mine is not None:
+            out.append(
+                AppStatus("", "", None, config.repository, [], mine.sentence, mine.at, mine.outcome)
             )
         return out
 

@@ -18,16 +18,18 @@ from typing import Literal
 
 import docker.errors
 import msgspec
+import requests
 
 from commonshelf.catalogue.contract import Runtime
 from commonshelf.installation.deployer import STACK_LABEL, Deployer
 from commonshelf.installation.state import Installed, read_record, write_record
-from commonshelf.installation.volumes import archive_volume, restore_volume
+from commonshelf.installation.volumes import NoSpace, archive_volume, restore_volume, volume_sizes
 from commonshelf.platform.clock import now_iso
 from commonshelf.platform.errors import DeployError
 
 MANIFEST = "backup.json"
 CHUNK = 1 << 20
+MB = 1_000_000
 
 Reason = Literal["update", "operator", "safety", "export", "remove"]
 
@@ -107,7 +109,9 @@ def back_up(
     into: Path,
     reason: Reason = "operator",
 ) -> Backup:
-    """Copy the app's data into the folder `into`, which appears only when complete."""
+    """Copy the app's data into the folder `into`, which appears only when complete. A
+    backup that would not fit is refused before anything is written (the engine's measure
+    of the volumes); one that fills the disk anyway is removed and refused the same way."""
     service = runtime.backup.service if runtime.backup else ""
     pre = runtime.backup.pre if runtime.backup else ()
     post = runtime.backup.post if runtime.backup else ()
@@ -116,6 +120,8 @@ def back_up(
     work.mkdir(parents=True)
     ran = 0
     try:
+        names = [f"{record.stack}_{data.volume}" for data in runtime.data]
+        check_space(record.app, into.parent, sum(volume_sizes(deployer.client, names).values()))
         for command in pre:
             deployer.exec(record.app, service, command)
             ran += 1
@@ -147,8 +153,18 @@ def back_up(
         )
         write_record(work / MANIFEST, made)
         work.rename(into)
+    except NoSpace as full:
+        data_bytes = full.size + _written(work)
+        shutil.rmtree(work, ignore_errors=True)
+        raise _too_little_space(record.app, into.parent, data_bytes) from None
     except (docker.errors.DockerException, OSError) as exc:
         shutil.rmtree(work, ignore_errors=True)
+        if isinstance(exc, requests.ConnectionError):  # stopped, or restarting under the copy
+            raise DeployError(
+                f"Could not back up the data of {record.app} (the Docker engine stopped "
+                "answering); nothing was changed.",
+                "check that the engine runs (`docker info`); the next run tries again.",
+            ) from None
         raise DeployError(
             f"Could not back up the data of {record.app} ({exc}); nothing was changed.",
             "check free disk space in the installation's home.",
@@ -157,6 +173,38 @@ def back_up(
         shutil.rmtree(work, ignore_errors=True)
         raise
     return made
+
+
+def needed(data_bytes: int) -> int:
+    """About what a backup of `data_bytes` of volume data takes on disk: tar headers and
+    padding, the dump the hooks write, the manifest. Only an estimate (a volume of many tiny
+    files takes more): a copy that fills the disk anyway is removed and refused."""
+    return data_bytes + data_bytes // 10 + MB
+
+
+def check_space(app: str, folder: Path, data_bytes: int) -> None:
+    """Refuse a backup that would not fit in `folder`'s filesystem before writing a byte:
+    a disk filled to the last block breaks more than the backup (the engine, the journal)."""
+    if shutil.disk_usage(folder).free < needed(data_bytes):
+        raise _too_little_space(app, folder, data_bytes)
+
+
+def _too_little_space(app: str, folder: Path, data_bytes: int) -> DeployError:
+    free = shutil.disk_usage(folder).free
+    return DeployError(
+        f"Could not back up the data of {app}: the backup needs about "
+        f"{-(-needed(data_bytes) // MB)} MB free in {folder}, which has {free // MB} MB; "
+        "nothing was changed.",
+        f"free space on the filesystem of {folder} (older backups: `commonshelf backups "
+        f"{app}`), then run again.",
+    )
+
+
+def _written(work: Path) -> int:
+    """Bytes of the volume copies already finished in a partial backup folder (gone: 0)."""
+    with contextlib.suppress(OSError):
+        return sum(path.stat().st_size for path in work.glob("*.tar"))
+    return 0
 
 
 def restore_volumes(

@@ -150,15 +150,25 @@ def events(found: list[journal.Event], as_json: bool, nothing: str) -> None:
 
 
 def status(agent: Agent, as_json: bool) -> None:
+    """The apps' table, then one line about the installation itself when it has news (e.g.
+    the repository refused the last poll). JSON: one object per app; the installation's is
+    the last, with app "" and healthy null."""
     statuses = agent.status()
     if as_json:
-        console.print_json([{**asdict(s), "healthy": s.healthy} for s in statuses])
+        console.print_json(
+            [{**asdict(s), "healthy": s.healthy if s.app else None} for s in statuses]
+        )
         return
     table = Table("app", "version", "latest", "health", "url", "last", title="Installed apps")
     for s in statuses:
-        health = "[green]healthy[/green]" if s.healthy else "[red]unhealthy[/red]"
-        table.add_row(s.app, s.version, s.latest or "?", health, s.url, s.last)
+        if s.app:
+            health = "[green]healthy[/green]" if s.healthy else "[red]unhealthy[/red]"
+            table.add_row(s.app, s.version, s.latest or "?", health, s.url, s.last)
     console.out.print(table)
+    for s in statuses:
+        if not s.app:
+            line = f"Installation ({s.outcome} at {s.at}): {s.last}"
+            console.out.print(line, soft_wrap=True, markup=False)
 
 
 def backup_made(app: str, backup_id: str | None, as_json: bool) -> None:
@@ -202,15 +212,29 @@ def policy(app: str, chosen: AppPolicy, as_json: bool) -> None:
 
 def unattended(agent: Agent, as_json: bool) -> int:
     """`commonshelf run`: one poll, then what policy allows; plain lines, exit 1 when an app
-    needs attention (an update failed and was rolled back, or an app is down)."""
-    try:
-        found = updates.update(agent, None, automatic=True)
-    except CommonshelfError as exc:
-        event = journal.Event(app="", action="poll", outcome="failed", sentence=str(exc))
+    needs attention (an update failed and was rolled back, or an app is down). A poll the
+    repository fails is noted in the history (once while it keeps failing the same way), and
+    so is the first poll that works again; both under the lock, and nothing at all when
+    another agent holds it (this one changed nothing)."""
+    with agent.holding("run"):
         last = journal.last(agent.home, "")
-        if last is None or last.sentence != event.sentence:
-            agent.note(event)
-        raise
+        try:
+            found = updates.update(agent, None, automatic=True)
+        except CommonshelfError as exc:
+            event = journal.Event(app="", action="poll", outcome="failed", sentence=str(exc))
+            if last is None or last.sentence != event.sentence:
+                agent.note(event)
+            raise
+        if last is not None and last.action == "poll" and last.outcome == "failed":
+            agent.note(
+                journal.Event(
+                    app="",
+                    action="poll",
+                    outcome="done",
+                    sentence=f"Polls work again: {agent.config().repository} answers and "
+                    f"verifies (they failed from {last.at}).",
+                )
+            )
     if as_json:
         console.print_json([msgspec.to_builtins(e) for e in found])
     else:

@@ -31,10 +31,10 @@ from commonshelf.installation.backup import (
     restore_volumes,
     run_restore_hooks,
 )
-from commonshelf.installation.deployer import Deployer
+from commonshelf.installation.deployer import STACK_LABEL, Deployer
 from commonshelf.installation.policy import load_policy, save_policy
 from commonshelf.installation.state import Installed, read_record
-from commonshelf.installation.volumes import archive_volume
+from commonshelf.installation.volumes import archive_volume, remove_holders
 from commonshelf.platform.clock import now_iso
 from commonshelf.platform.errors import DeployError
 
@@ -90,6 +90,39 @@ def prune(home: Path, app: str, keep: set[str]) -> None:
     for old in ids[:-KEPT]:
         if old not in keep:
             shutil.rmtree(root / old, ignore_errors=True)
+
+
+def clean_interrupted(agent: Agent) -> list[journal.Event]:
+    """Remove what an agent killed mid-backup (or an engine restarted under it) left: the
+    `.partial` backup folders and comparison copies of every app, and the holder containers
+    of the installed apps' volumes. The caller holds the lock, so none of them is in use.
+    One event per app whose partial backup was removed."""
+    events = []
+    root = agent.home / "backups"
+    for folder in sorted(root.iterdir()) if root.is_dir() else []:
+        cut = sorted(folder.glob(".*.partial"))
+        for path in [*cut, *folder.glob(".compare-*")]:
+            shutil.rmtree(path, ignore_errors=True)
+        if cut:
+            names = ", ".join(p.name[1 : -len(".partial")] for p in cut)
+            events.append(
+                agent.note(
+                    journal.Event(
+                        app=folder.name,
+                        action="backup",
+                        outcome="done",
+                        sentence=f"Removed the partial backup {names} of {folder.name}, cut "
+                        f"short by an interrupted run, on {now_iso()}.",
+                    )
+                )
+            )
+    volumes = [  # the stacks' own volumes: the catalogue is not needed (nor asked) here
+        volume.name
+        for record in agent.installed().values()
+        for volume in agent.client.volumes.list(filters={"label": f"{STACK_LABEL}={record.stack}"})
+    ]
+    remove_holders(agent.client, volumes)
+    return events
 
 
 def find(home: Path, app: str, backup_id: str | None) -> Path:

@@ -11,14 +11,31 @@ Polls are cheap. Verified metadata stays in `metadata/`, so a refresh with nothi
 asks for two files: the next root version (answered 404) and `timestamp.json`; python-tuf
 reloads snapshot and targets from disk when the timestamp still names them. A target
 already held in `targets/` whose bytes match its signed length and hash is returned
-without a download. One `Subscription` refreshes once (`refresh()` is idempotent; pass
-`force=True` to poll again in the same object): a command opens one and reads all its
-targets through it, so it sees one consistent repository state, fetched once.
+without a download. One `Subscription` refreshes once, successful or not (`force=True`
+polls again): a command reads all its targets through one, so it sees one consistent
+repository state, fetched once.
+
+A misbehaving repository costs bounded time and bytes and changes nothing: each request has
+the agent's timeout (`COMMONSHELF_FETCH_TIMEOUT`, default 15 s; urllib3 retries a silent
+server three times, so a file costs at most four timeouts), a connection cut mid-file is
+refused, nothing is kept until it verifies, and metadata sizes are capped (`_CONFIG`:
+python-tuf's defaults, written out so that a change is a decision; they are far above our
+needs: a ~0.5 KB timestamp, a one-entry snapshot, ~2 KB roots, and targets.json growing
+~0.2 KB per released version, ~0.2 MB at 1,000 apps). So a hostile mirror can make one poll
+download ~8 MB at most; each target is capped at its signed length.
+
+Time: python-tuf compares each role's `expires` with this machine's clock. A clock far
+ahead makes valid metadata look expired (the error names the clock). A clock far behind
+makes nothing expire: TUF has no not-before time, so a slow clock delays the detection of
+expired metadata by its error, widening the window of a freeze attack (a mirror serving an
+old, still-signed state); the timestamp's short lifetime (7 days) bounds it otherwise.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -27,13 +44,75 @@ from pathlib import Path
 from tuf.api import exceptions as tuf_errors
 from tuf.api.metadata import Metadata, Root, TargetFile
 from tuf.api.serialization import DeserializationError
-from tuf.ngclient import Updater
+from tuf.ngclient import Updater, UpdaterConfig, Urllib3Fetcher
+from urllib3.exceptions import NewConnectionError
 
-from commonshelf.platform.errors import TrustError
+from commonshelf.platform.clock import now_iso
+from commonshelf.platform.errors import CommonshelfError, TrustError
 from commonshelf.platform.fsutil import write_bytes_atomic, write_json_atomic
 from commonshelf.platform.loaders import STATE, InputError, load_json
 
 PINNED = "pinned-root.json"
+TIMEOUT_VARIABLE = "COMMONSHELF_FETCH_TIMEOUT"
+DEFAULT_TIMEOUT = 15  # seconds per request (connect, and each wait for bytes)
+
+_CONFIG = UpdaterConfig(
+    root_max_length=512_000,
+    timestamp_max_length=16_384,
+    snapshot_max_length=2_000_000,
+    targets_max_length=5_000_000,
+    app_user_agent="commonshelf-agent",
+)
+
+
+def fetch_timeout() -> int:
+    """Seconds each request may wait: COMMONSHELF_FETCH_TIMEOUT, else 15."""
+    raw = os.environ.get(TIMEOUT_VARIABLE, "").strip() or str(DEFAULT_TIMEOUT)
+    if not raw.isdigit() or not 1 <= int(raw) <= 600:
+        raise CommonshelfError(
+            f"{TIMEOUT_VARIABLE}={raw!r} is not a whole number of seconds from 1 to 600.",
+            f"unset it (default {DEFAULT_TIMEOUT} s) or set e.g. {TIMEOUT_VARIABLE}=30.",
+        )
+    return int(raw)
+
+
+class _CutShort(tuf_errors.DownloadError):
+    """The connection ended before the whole file arrived."""
+
+
+class _Fetcher(Urllib3Fetcher):
+    """python-tuf's urllib3 fetcher with the agent's timeout; a connection cut mid-file is a
+    DownloadError (urllib3's ProtocolError would escape python-tuf), a refused one is not
+    called slow, and each metadata role's last bytes are kept to name an expiry."""
+
+    def __init__(self, timeout: int) -> None:
+        super().__init__(socket_timeout=timeout, app_user_agent=_CONFIG.app_user_agent)
+        self.timeout = timeout
+        self.metadata: dict[str, bytes] = {}
+
+    def fetch(self, url: str) -> Iterator[bytes]:
+        try:
+            return self._read(url, super().fetch(url))
+        except tuf_errors.SlowRetrievalError as exc:  # urllib3 files "refused" under timeouts
+            reason = getattr(exc.__cause__, "reason", None)
+            if isinstance(reason, NewConnectionError):  # e.g. "[Errno 111] Connection refused"
+                raise tuf_errors.DownloadError(str(reason).rpartition(": ")[2]) from exc
+            raise
+
+    def _read(self, url: str, chunks: Iterator[bytes]) -> Iterator[bytes]:
+        name = url.rpartition("/")[2]
+        keep = "/metadata/" in url and name.endswith(".json")
+        got: list[bytes] = []
+        try:
+            for chunk in chunks:
+                got += [chunk] if keep else []
+                yield chunk
+        except tuf_errors.DownloadError:
+            raise
+        except Exception as exc:  # urllib3's ProtocolError and kin: the stream broke
+            raise _CutShort(str(exc.args[0] if exc.args else exc)) from exc
+        if keep:
+            self.metadata[re.sub(r"^\d+\.", "", name)] = b"".join(got)
 
 
 def _check_root(root_bytes: bytes) -> Metadata[Root]:
@@ -62,6 +141,8 @@ class Subscription:
         self.home = home
         self.url = repository_url.rstrip("/")
         self._updater: Updater | None = None
+        self._fetcher: _Fetcher | None = None
+        self._failed: TrustError | None = None  # a failed refresh is not retried unforced
 
     @property
     def metadata_dir(self) -> Path:
@@ -141,32 +222,42 @@ class Subscription:
                 "run `commonshelf init` again with the repository's root.",
             ) from None
         self.metadata_dir.mkdir(parents=True, exist_ok=True)
+        self._fetcher = _Fetcher(fetch_timeout())
         return Updater(
             metadata_dir=str(self.metadata_dir),
             metadata_base_url=f"{self.url}/metadata/",
             target_base_url=f"{self.url}/targets/",
             target_dir=str(self.targets_dir),
+            fetcher=self._fetcher,
+            config=_CONFIG,
             bootstrap=pinned,
         )
 
     @property
     def refreshed(self) -> bool:
-        """Whether this object has verified the repository's current metadata already."""
+        """Whether this object has verified the repository's metadata already."""
         return self._updater is not None
 
     def refresh(self, *, force: bool = False) -> None:
         """Fetch and verify root, timestamp, snapshot and targets metadata, once per object:
         later calls (and `fetch`) reuse that state; `force` polls the repository again."""
         if self._updater is None or force:
-            self._refreshed()
+            self._refreshed(force=force)
 
-    def _refreshed(self) -> Updater:
+    def _refreshed(self, *, force: bool = False) -> Updater:
         """A new updater, its metadata refreshed and verified (kept for `fetch`). python-tuf
-        allows one refresh per updater: polling again needs a new one."""
+        allows one refresh per updater: polling again needs a new one. A refresh that failed
+        fails again at once (a broken repository costs one command one poll)."""
+        if self._failed is not None and not force:
+            raise self._failed
         updater = self._new_updater()
-        with self._translate("the repository metadata"):
-            updater.refresh()
-        self._updater = updater
+        try:
+            with self._translate("the repository metadata"):
+                updater.refresh()
+        except TrustError as failed:
+            self._failed = failed
+            raise
+        self._updater, self._failed = updater, None
         return updater
 
     def fetch(self, target_path: str) -> bytes:
@@ -215,10 +306,27 @@ class Subscription:
             raise
         except (tuf_errors.RepositoryError, tuf_errors.DownloadError, OSError) as exc:
             where = f"{what} from {self.url}"
+            fetcher = self._fetcher or _Fetcher(fetch_timeout())
             for kind, says, fix in _FAILURES:
                 if isinstance(exc, kind):
-                    raise TrustError(f"{where} {says.format(exc=exc)}", fix) from None
+                    expired = self._expired(exc, fetcher) if "{expired}" in says else ""
+                    said = says.format(exc=exc, timeout=fetcher.timeout, expired=expired)
+                    raise TrustError(f"{where} {said}", fix) from None
             raise
+
+    def _expired(self, exc: BaseException, fetcher: _Fetcher) -> str:
+        """Which role expired, when, and what this machine's clock says: a clock far ahead
+        is as likely a cause as a publisher that stopped re-signing."""
+        found = re.search(r"\b(root|timestamp|snapshot|targets)\b", str(exc))
+        role = found.group(1) if found else "metadata"
+        try:  # the bytes this poll downloaded, else the copy held
+            held = self.metadata_dir / f"{role}.json"
+            data = fetcher.metadata.get(f"{role}.json") or held.read_bytes()
+            expires = Metadata.from_bytes(data).signed.expires.strftime("%Y-%m-%dT%H:%M:%SZ")
+            when = f"it expired at {expires}; "
+        except (OSError, DeserializationError, ValueError, TypeError):
+            when = ""
+        return f"{role}.json: {when}this machine's clock says {now_iso()}"
 
 
 # (exception, what it means, how to fix it): the first matching row wins.
@@ -231,8 +339,10 @@ _FAILURES: list[tuple[type[BaseException] | tuple[type[BaseException], ...], str
     ),
     (
         tuf_errors.ExpiredMetadataError,
-        "is covered by signed metadata that has expired ({exc}); nothing was applied.",
-        "the publisher must run `invoke release` to re-sign it.",
+        "is covered by signed metadata that has expired ({expired}: if that is wrong, fix the "
+        "clock (NTP)); nothing was applied.",
+        "the publisher must run `invoke release` to re-sign it (when this machine's clock is "
+        "right).",
     ),
     (
         tuf_errors.BadVersionNumberError,
@@ -249,7 +359,8 @@ _FAILURES: list[tuple[type[BaseException] | tuple[type[BaseException], ...], str
     (
         tuf_errors.DownloadHTTPError,
         "could not be fetched: the server answered HTTP {exc.status_code}.",
-        "check the repository URL and that it is published.",
+        "check the repository URL and that it is published (HTTP 5xx: see the server's log); "
+        "the next poll tries again.",
     ),
     (
         tuf_errors.DownloadLengthMismatchError,
@@ -258,9 +369,22 @@ _FAILURES: list[tuple[type[BaseException] | tuple[type[BaseException], ...], str
         "use the repository's real address, or tell its publisher; the network is fine.",
     ),
     (
+        tuf_errors.SlowRetrievalError,
+        "could not be fetched: the server did not answer within {timeout} s (asked 4 times); "
+        "nothing was applied.",
+        "check the server and the network; a slow link may need a longer "
+        "COMMONSHELF_FETCH_TIMEOUT (seconds).",
+    ),
+    (
+        _CutShort,
+        "could not be fetched: the connection broke before the whole file arrived ({exc}); "
+        "nothing was applied.",
+        "check the server and the network; the next poll tries again.",
+    ),
+    (
         (tuf_errors.DownloadError, OSError),
         "could not be fetched: the repository is unreachable ({exc}).",
-        "check the network and the repository URL.",
+        "check the network, the repository URL and that its server runs.",
     ),
     (
         tuf_errors.RepositoryError,
