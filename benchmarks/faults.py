@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import platform
+import re
 import sys
 from pathlib import Path
 
@@ -32,8 +33,12 @@ COMMAND = (
 )
 
 
+_TEST_HOME = re.compile(r"/tmp/pytest-of-[^/\s]+/pytest-\d+/[^/\s]+/agent")
+
+
 def _cell(text: object) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    """A table cell: one line, pipes escaped, a test's temporary home shown as HOME."""
+    return _TEST_HOME.sub("HOME", str(text)).replace("|", "\\|").replace("\n", " ")
 
 
 def table(cases: list[FaultCase]) -> list[str]:
