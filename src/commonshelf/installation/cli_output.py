@@ -134,7 +134,7 @@ def plan(rows: list[tuple[str, str, Decision]], as_json: bool) -> None:
         return
     table = Table("app", "running", "would move to", "held", title="Updates")
     for app, running, d in rows:
-        held = "; ".join(f"{v} {why}".replace(" APP ", f" {app} ") for v, why in d.held.items())
+        held = "; ".join(f"{v} {why}" for v, why in d.held.items())
         table.add_row(app, running, d.target or "-", held or "-")
     console.out.print(table)
 

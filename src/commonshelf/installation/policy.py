@@ -47,6 +47,12 @@ def save_policy(home: Path, app: str, policy: AppPolicy) -> None:
     write_record(policy_path(home, app), policy)
 
 
+def mark_bad(home: Path, app: str, version: str, why: str) -> None:
+    """Remember that `version` failed here, so policy never applies it again by itself."""
+    policy = load_policy(home, app)
+    save_policy(home, app, msgspec.structs.replace(policy, bad={**policy.bad, version: why}))
+
+
 def check_window(text: str) -> str:
     """A maintenance window as given by the operator, or a DeployError saying the format."""
     if text and not _WINDOW.match(text):
@@ -102,6 +108,7 @@ def decide(
     min_level: int,
     now: datetime,
     automatic: bool,
+    app: str = "APP",  # named in the reasons' commands
 ) -> Decision:
     """The newest version newer than `current` that policy allows.
 
@@ -118,13 +125,15 @@ def decide(
         reason = blocked(version, entry, policy, min_level)
         kind = change_kind(current, version)
         if reason is None and kind == "major":
-            reason = f"is a major version: run `commonshelf update APP --to {version}`"
+            reason = f"is a major version: run `commonshelf update {app} --to {version}`"
         if reason is None and entry.runtime.migration.kind == "manual":
             note = f" ({entry.runtime.migration.note})" if entry.runtime.migration.note else ""
-            reason = f"needs a manual migration{note}: run `commonshelf update APP --to {version}`"
+            reason = (
+                f"needs a manual migration{note}: run `commonshelf update {app} --to {version}`"
+            )
         if reason is None and automatic:
             if policy.auto == "none":
-                reason = "waits: automatic updates are off (`commonshelf policy APP --auto`)"
+                reason = f"waits: automatic updates are off (`commonshelf policy {app} --auto`)"
             elif policy.auto == "patch" and kind == "minor":
                 reason = "is a minor version and the policy applies patches only"
             elif not in_window(policy.window, now):

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import docker.errors
-import msgspec
 
 from commonshelf.catalogue.contract import Runtime
 from commonshelf.installation import journal, swarm
@@ -32,7 +31,7 @@ from commonshelf.installation.backup import (
     run_restore_hooks,
 )
 from commonshelf.installation.deployer import STACK_LABEL, Deployer
-from commonshelf.installation.policy import load_policy, save_policy
+from commonshelf.installation.policy import mark_bad
 from commonshelf.installation.state import Installed, read_record
 from commonshelf.installation.volumes import archive_volume, remove_holders
 from commonshelf.platform.clock import now_iso
@@ -253,9 +252,7 @@ def rollback(agent: Agent, app: str) -> journal.Event:
                 agent.compose(entry.runtime.compose),
                 {k: v for k, v in record.settings.items() if k in entry.runtime.settings},
             )
-        policy = load_policy(agent.home, app)
-        bad = {**policy.bad, record.version: "rolled back by the operator"}
-        save_policy(agent.home, app, msgspec.structs.replace(policy, bad=bad))
+        mark_bad(agent.home, app, record.version, "rolled back by the operator")
         kept = f"; the data written since is in backup {safety}" if safety else ""
         return agent.note(
             journal.Event(

@@ -32,7 +32,7 @@ import semver
 from commonshelf.catalogue.contract import Runtime
 from commonshelf.installation import journal, recovery, swarm
 from commonshelf.installation.admission import check_architecture, validated_settings
-from commonshelf.installation.policy import Decision, blocked, decide, load_policy, save_policy
+from commonshelf.installation.policy import Decision, blocked, decide, load_policy, mark_bad
 from commonshelf.installation.state import Installed, read_record, write_record
 from commonshelf.platform.clock import now_iso
 from commonshelf.platform.errors import CommonshelfError, DeployError
@@ -118,6 +118,7 @@ def plan(
             min_level=level,
             now=now,
             automatic=automatic,
+            app=app,
         )
         out.append((app, record.version, decision))
     return out
@@ -294,10 +295,7 @@ def _recover(
     current = agent.record(app)  # the record still names the previous version
     old_runtime = agent.runtime(app, current.version)
     why = failure.what.rstrip(".")
-    policy = load_policy(agent.home, app)
-    save_policy(
-        agent.home, app, msgspec.structs.replace(policy, bad={**policy.bad, version: why[:200]})
-    )
+    mark_bad(agent.home, app, version, why[:200])
     try:
         deployer.deploy_app(
             app,
@@ -383,7 +381,7 @@ def update(
                     move(agent, app, decision.target, why="run" if automatic else "update")
                 )
             elif decision.held:
-                sentence = decision.sentence(app, running).replace(" APP ", f" {app} ") + "."
+                sentence = decision.sentence(app, running) + "."
                 last = journal.last(agent.home, app)
                 event = journal.Event(
                     app=app,
