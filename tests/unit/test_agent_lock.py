@@ -10,10 +10,11 @@ import sys
 import time
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from commonshelf.installation import journal
-from commonshelf.installation.lock import LockHeld, agent_lock
+from commonshelf.installation.lock import HOLDER, Holder, LockHeld, agent_lock
 
 HOLD = """
 import sys, time
@@ -48,6 +49,50 @@ def test_a_second_agent_names_the_holder_and_changes_nothing(tmp_path: Path) -> 
         child.wait()
     with agent_lock(tmp_path, "update"):  # SIGKILL released it
         pass
+
+
+SLOW_TO_SAY = """
+import fcntl, json, os, socket, sys, time
+from pathlib import Path
+home = Path(sys.argv[1])
+fd = os.open(home / "agent.lock", os.O_RDWR | os.O_CREAT, 0o600)
+fcntl.flock(fd, fcntl.LOCK_EX)
+print("locked", flush=True)
+time.sleep(0.4)  # the window between taking the lock and writing who holds it
+me = {"pid": os.getpid(), "host": socket.gethostname(), "command": "run", "since": "now"}
+(home / "agent.lock.holder").write_text(json.dumps(me))
+time.sleep(60)
+"""
+
+
+def test_a_refused_agent_names_the_winner_not_a_dead_earlier_holder(tmp_path: Path) -> None:
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    stale = Holder(pid=int(dead.stdout), host=os.uname().nodename, command="old", since="then")
+    (tmp_path / HOLDER).write_bytes(msgspec.json.encode(stale))  # left by a SIGKILLed agent
+    child = subprocess.Popen(
+        [sys.executable, "-c", SLOW_TO_SAY, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "locked"
+        with (
+            pytest.raises(LockHeld, match=rf"pid {child.pid} .*`commonshelf run`"),
+            agent_lock(tmp_path, "update"),
+        ):
+            pytest.fail("the lock was taken twice")
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_releasing_the_lock_forgets_the_holder(tmp_path: Path) -> None:
+    with agent_lock(tmp_path, "run"):
+        assert (tmp_path / HOLDER).exists()
+    assert not (tmp_path / HOLDER).exists()
 
 
 def test_the_lock_is_reentrant_per_process_only_through_the_agent(tmp_path: Path) -> None:

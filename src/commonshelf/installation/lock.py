@@ -12,6 +12,7 @@ import contextlib
 import fcntl
 import os
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from commonshelf.platform.fsutil import write_bytes_atomic
 
 LOCK = "agent.lock"
 HOLDER = "agent.lock.holder"
+HOLDER_WAIT_S = 2.0  # how long a refused agent waits for the winner to say who it is
 
 
 class LockHeld(CommonshelfError):
@@ -44,6 +46,34 @@ def holder(home: Path) -> Holder | None:
         return None
 
 
+def _alive(who: Holder) -> bool:
+    """Whether `who` may still hold the lock (a process on another host is taken on trust)."""
+    if who.host != socket.gethostname():
+        return True
+    try:
+        os.kill(who.pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def current_holder(home: Path, wait_s: float = HOLDER_WAIT_S) -> Holder | None:
+    """The live holder of a lock we were just refused.
+
+    The winner writes its name just after taking the lock, and a holder killed with SIGKILL
+    leaves its file behind, so the file read at once may be missing or name a dead process:
+    wait briefly for the winner's own record.
+    """
+    deadline = time.monotonic() + wait_s
+    while True:
+        who = holder(home)
+        if (who is not None and _alive(who)) or time.monotonic() >= deadline:
+            return who if who is not None and _alive(who) else None
+        time.sleep(0.02)
+
+
 @contextlib.contextmanager
 def agent_lock(home: Path, command: str) -> Iterator[None]:
     """Hold the installation's lock for `command`, or raise LockHeld naming the holder."""
@@ -53,7 +83,7 @@ def agent_lock(home: Path, command: str) -> Iterator[None]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            held = holder(home)
+            held = current_holder(home)
             who = (
                 f"pid {held.pid} on {held.host}, `commonshelf {held.command}` since {held.since}"
                 if held
@@ -66,6 +96,9 @@ def agent_lock(home: Path, command: str) -> Iterator[None]:
             ) from None
         me = Holder(pid=os.getpid(), host=socket.gethostname(), command=command, since=now_iso())
         write_bytes_atomic(home / HOLDER, msgspec.json.encode(me), 0o644)
-        yield
+        try:
+            yield
+        finally:  # still holding the lock: nobody else can be writing the file
+            (home / HOLDER).unlink(missing_ok=True)
     finally:
         os.close(fd)  # releases the flock
