@@ -26,6 +26,9 @@ from ..conftest import REPO, shelf_at
 from .conftest import assert_rehearsals_gone
 
 APP = "custom-html"
+# five minutes on 2 cores; the matrix's upgrade check covers the same code from one rebuilt
+# version per change, so the whole rebuild runs in the scheduled job (`nox -s nightly`)
+pytestmark = pytest.mark.nightly
 
 
 @pytest.fixture
