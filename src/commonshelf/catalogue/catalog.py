@@ -113,7 +113,11 @@ class Catalog(msgspec.Struct, kw_only=True):
         self.apps = {
             **self.apps,
             app: AppEntry(
-                title=title, description=description, category=category, versions=versions
+                title=title,
+                description=description,
+                category=category,
+                versions=versions,
+                advisories=current.advisories if current else (),
             ),
         }
 

@@ -174,11 +174,52 @@ class UpgradeProof(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True
     downtime: float = 0.0
 
 
+class TargetRef(msgspec.Struct, frozen=True, kw_only=True):
+    """A file published beside the catalogue as a TUF target: fetch `path` through TUF
+    (`commonshelf sbom APP`), which checks its length and hash against signed metadata."""
+
+    path: str
+    sha256: str
+    length: int
+
+
+class Finding(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """One scan finding named well enough to act on (a blocking or a waived one)."""
+
+    kind: Literal["vulnerability", "secret", "misconfiguration"]
+    id: str
+    severity: str
+    service: str = ""
+    package: str = ""  # vulnerabilities: the installed package
+    installed: str = ""
+    fixed: str = ""  # the package version that fixes it ("" when no fix exists)
+    where: str = ""  # secrets and misconfigurations: the file (and line)
+
+
+class Waived(msgspec.Struct, frozen=True, kw_only=True):
+    """A finding a recipe waived in `.trivyignore.yaml`, until `expires`."""
+
+    id: str
+    expires: str
+    statement: str = ""
+
+
 class ScanSummary(msgspec.Struct, frozen=True, kw_only=True):
+    """What the scan gate saw: counts, what blocked, what was waived, and with which DB.
+
+    (`db_digest` is the OCI digest of the vulnerability DB artifact the scan pulled from the
+    registry; `db_built` its build time. Empty on versions released before they existed.)"""
+
     counts: dict[str, int] = {}
     fail_on: str = "CRITICAL"
     summary: str = ""
     vuln_db: str = ""
+    blocking: tuple[Finding, ...] = ()
+    waived: tuple[Waived, ...] = ()
+    trivy_version: str = ""
+    db_digest: str = ""
+    db_built: str = ""
+    sboms: dict[str, TargetRef] = {}  # service -> its CycloneDX SBOM
 
 
 class TestSummary(msgspec.Struct, frozen=True, kw_only=True):
@@ -211,11 +252,39 @@ class VersionEntry(msgspec.Struct, frozen=True, kw_only=True):
     revoked: str = ""  # why the publisher withdrew it; installations never install it
 
 
+class Advisory(msgspec.Struct, frozen=True, kw_only=True):
+    """A vulnerability found in released versions after their release (`invoke rescan`).
+
+    `affected` lists the released versions whose images carry it; `fixed_in` is the oldest
+    released version newer than all of them that does not ("" while none does), which an
+    installation's update prefers. `package_fixed` is the package version that fixes it."""
+
+    id: str
+    severity: str
+    package: str
+    affected: tuple[str, ...]
+    fixed_in: str = ""
+    package_fixed: str = ""
+    title: str = ""
+    found: str = ""  # when a rescan first reported it
+
+
 class AppEntry(msgspec.Struct, frozen=True, kw_only=True):
     title: str
     description: str
     category: str
     versions: dict[str, VersionEntry] = {}
+    advisories: tuple[Advisory, ...] = ()
+
+    def advisories_for(self, version: str) -> tuple[Advisory, ...]:
+        """The advisories that name `version` as affected, most severe first."""
+        order = ("CRITICAL", "HIGH", "MEDIUM", "LOW", "UNKNOWN")
+        found = [a for a in self.advisories if version in a.affected]
+        return tuple(
+            sorted(
+                found, key=lambda a: (order.index(a.severity) if a.severity in order else 9, a.id)
+            )
+        )
 
 
 class PlatformComponent(msgspec.Struct, frozen=True, kw_only=True):
