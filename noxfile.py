@@ -1,4 +1,4 @@
-"""CI sessions: `nox -s tests|nightly|faults|lint|recipes|pipeline|bench`, each a few lines over invoke."""
+"""CI sessions (`nox -s tests|nightly|faults|lint|recipes|pipeline|bench`) over invoke."""
 
 from __future__ import annotations
 
@@ -27,7 +27,8 @@ def tests(session: nox.Session) -> None:
 def nightly(session: nox.Session) -> None:
     """The slow tests kept out of the per-change suite (a scheduled job runs them)."""
     _install(session)
-    session.run("pytest", "--durations=0", "-m", "nightly", *(session.posargs or ["tests"]), env=ENV)
+    args = session.posargs or ["tests"]
+    session.run("pytest", "--durations=0", "-m", "nightly", *args, env=ENV)
 
 
 @nox.session

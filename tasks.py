@@ -56,11 +56,17 @@ def _shelf() -> Any:
         "json": "machine-readable findings",
         "shelf": "lint another shelf folder (one holding recipes/ and catalog.json)",
         "external": "run docker stack config and trivy's secret scan (default: on)",
+        "today": "judge waiver expiry as of this day (YYYY-MM-DD; default: today)",
     },
 )
 @_friendly
 def lint(
-    c: Context, app: str = "", json: bool = False, shelf: str = "", external: bool = True
+    c: Context,
+    app: str = "",
+    json: bool = False,
+    shelf: str = "",
+    external: bool = True,
+    today: str = "",
 ) -> None:
     """Lint recipes against the numbered rules; exit 1 on any error.
 
@@ -71,7 +77,8 @@ def lint(
 
     root = Path(shelf) if shelf else _settings().root
     names = [name for name in app.split(",") if name]
-    findings = lint_shelf(root, names or None, external=external)
+    day = console.parse_day(today) if today else None
+    findings = lint_shelf(root, names or None, external=external, today=day)
     errors = [f for f in findings if f.severity == "error"]
     if json:
         console.print_json([f.to_dict() for f in findings])
@@ -176,15 +183,71 @@ def test(c: Context, app: str, force: bool = True, json: bool = False) -> None:
         raise Exit(code=1)
 
 
-@task(help={"app": "recipe to scan", "force": "scan even if this content already passed"})
+@task(
+    help={
+        "app": "recipe to scan",
+        "force": "scan even if this content already passed",
+        "allow_empty_db": "scan with no or an empty vulnerability DB (local experiments only: "
+        "the evidence says so and is never released)",
+        "json": "the scan gate as JSON",
+    }
+)
 @_friendly
-def scan(c: Context, app: str, force: bool = True) -> None:
-    """Build, then scan the recipe's images with trivy; fail on CRITICAL findings."""
+def scan(
+    c: Context, app: str, force: bool = True, allow_empty_db: bool = False, json: bool = False
+) -> None:
+    """Build, then scan the recipe with trivy (DB pulled from the registry) and judge the
+    findings by shared/policy/scan.yml and the recipe's waivers; exit 1 when anything blocks."""
     shelf = _shelf()
+    shelf.allow_empty_db = allow_empty_db
     results = [shelf.scan(recipe, force=force) for recipe in shelf.recipes([app])]
-    console.stage_table(shelf.results, "scan")
+    record = shelf.load_evidence(shelf.recipes([app])[0]).gates.scan
+    if json:
+        console.print_json(msgspec.to_builtins(record))
+    else:
+        console.stage_table(shelf.results, "scan")
+        if record is not None:
+            console.scan_table(app, msgspec.to_builtins(record))
     if not all(r.passed for r in results):
         raise Exit(code=1)
+
+
+@task(help={"mirror_from": "copy this DB artifact (REPOSITORY[:TAG]) instead of building one"})
+@_friendly
+def vulndb(c: Context, mirror_from: str = "") -> None:
+    """Publish the vulnerability DB trivy pulls (REGISTRY/commonshelf/trivy-db:2): built from
+    shared/advisories, or mirrored from an upstream DB artifact; then pull it as scans do."""
+    from commonshelf.ci import vulndb as db
+
+    settings = _settings()
+    if mirror_from:
+        digest = db.mirror(mirror_from, settings.vulndb_repository)
+        console.say(f"Mirrored {mirror_from} to {settings.vulndb_repository} ({digest})")
+    else:
+        digest = db.publish_bundled(settings)
+        console.say(f"Published shared/advisories to {settings.vulndb_repository} ({digest})")
+    console.say(
+        f"Pulled by trivy: {db.pull(settings.trivy_cache, settings.vulndb_repository).describe()}"
+    )
+
+
+@task(help={"json": "what was checked and found, as JSON"})
+@_friendly
+def rescan(c: Context, json: bool = False) -> None:
+    """Check every released version's SBOM against the current vulnerability DB and publish
+    the advisories in a newly signed catalogue (nothing is rebuilt)."""
+    from commonshelf.ci.rescan import rescan as run_rescan
+
+    outcome = run_rescan(_settings(), say=console.say)
+    if json:
+        console.print_json(msgspec.to_builtins(outcome.__dict__))
+        return
+    console.advisory_table(msgspec.to_builtins(outcome.advisories))
+    state = f"published (targets v{outcome.targets_version})" if outcome.published else "unchanged"
+    console.say(
+        f"Checked {len(outcome.checked)} released versions against {outcome.db}; "
+        f"{len(outcome.new)} new advisories; catalogue {state}."
+    )
 
 
 @task(
@@ -299,6 +362,8 @@ def pipeline(c: Context, app: list[str] | None = None, no_install: bool = False)
     )
     console.stage_table(report.stages)
     _print_release(report.release)
+    if report.rescan is not None and any(report.rescan.advisories.values()):
+        console.advisory_table(msgspec.to_builtins(report.rescan.advisories))
     console.out.print(f"Catalogue: {report.catalogue_dir} (served at {report.catalogue_url}/)")
     for url in report.app_urls:
         console.out.print(f"App: {url}")

@@ -11,6 +11,7 @@ secrets/ and Swarm.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -30,10 +31,12 @@ from tuf.ngclient import Updater
 from commonshelf.catalogue.catalog import Catalog
 from commonshelf.catalogue.contract import SecretSpec
 from commonshelf.catalogue.server import ensure_catalogue_server
+from commonshelf.ci import vulndb
 from commonshelf.ci.levels import MAX_LEVEL
 from commonshelf.ci.pipeline import DemoInstallation, run_pipeline, smoke_installation
 from commonshelf.ci.promote import release
 from commonshelf.ci.rehearsal import Rehearsal
+from commonshelf.ci.rescan import rescan
 from commonshelf.ci.stages import Shelf
 from commonshelf.ci.trivydb import Advisory, write_trivy_db
 from commonshelf.installation import swarm
@@ -97,6 +100,17 @@ def test_recipe_to_signed_catalogue_to_running_app(
 
     # images pinned by digest, present in the registry
     entry = catalogue.versions(APP)[VERSION]
+    # the scan ran against the DB pulled from the registry; its SBOM is a TUF target
+    scanned = entry.vetting.scan
+    remote = vulndb.remote_layer(workspace.vulndb_repository)
+    assert remote is not None and scanned.db_digest == remote[0] and scanned.db_built
+    assert scanned.trivy_version and not scanned.blocking
+    sbom_ref = scanned.sboms["app"]
+    sbom_info = updater.get_targetinfo(sbom_ref.path)
+    assert sbom_info is not None and sbom_info.length == sbom_ref.length
+    sbom = Path(updater.download_target(sbom_info)).read_bytes()
+    assert hashlib.sha256(sbom).hexdigest() == sbom_ref.sha256
+    assert json.loads(sbom)["bomFormat"] == "CycloneDX" and b'"nginx-light"' in sbom
     image = entry.runtime.services["app"].image
     assert entry.runtime.services["app"].digest == image.split("@")[1]
     repository, digest = image.split("@")
@@ -131,12 +145,31 @@ def test_recipe_to_signed_catalogue_to_running_app(
         (s.recipe, s.stage) for s in again.stages if not s.skipped
     ]
     assert again.release.released == [] and again.release.unchanged == [(APP, VERSION)]
+    assert again.rescan is not None and not again.rescan.published  # nothing new to say
+
+    # --- an advisory added to the DB after release reaches the installation, nothing rebuilt
+    assert installation.home is not None
+    advised = _with_advisory(workspace, tmp_path)
+    found = rescan(advised, say=_quiet)
+    assert found.published and (APP, VERSION) in found.checked
+    [advisory] = Catalog.load(workspace.catalog_path).apps[APP].advisories
+    assert (advisory.id, advisory.severity, advisory.affected) == (CVE, "CRITICAL", (VERSION,))
+    assert "nginx-light" in advisory.package and advisory.package_fixed == "99.0.0-1"
+    assert advisory.fixed_in == ""  # no released version fixes it yet
+    assert CVE in workspace.releases_path.read_text()
+    status = _commonshelf(installation.home, "status", "--json")
+    assert status.returncode == 0, status.stderr
+    [row] = [r for r in json.loads(status.stdout) if r["app"] == APP]
+    assert [a["id"] for a in row["advisories"]] == [CVE] and row["worst"] == "CRITICAL"
+    shown = _commonshelf(installation.home, "info", APP)
+    assert CVE in shown.stdout and sbom_ref.path in shown.stdout, shown.stdout
 
     # --- a catalogue changed after signing is refused; the running app is untouched
     assert installation.home is not None
     agent = Agent(installation.home, docker_client)
     version_before = service.attrs["Version"]["Index"]
-    [signed] = (workspace.public_dir / "targets").glob("*.catalog.json")
+    current = hashlib.sha256(workspace.catalog_path.read_bytes()).hexdigest()
+    [signed] = (workspace.public_dir / "targets").glob(f"{current}.catalog.json")
     tampered = signed.read_bytes().replace(VERSION.encode(), b"9.9.9+1.22.1")
     signed.write_bytes(tampered)
     # (an installation that holds the verified copy keeps using it: make it download)
@@ -149,6 +182,20 @@ def test_recipe_to_signed_catalogue_to_running_app(
     assert json.loads((installation.home / "apps" / f"{APP}.json").read_text())["version"] == (
         VERSION
     )
+
+
+CVE = "CVE-2099-0001"
+
+
+def _with_advisory(workspace: Settings, tmp_path: Path) -> Settings:
+    """The workspace scanning against a DB, pushed to the registry, that knows one more
+    advisory: a critical one in the nginx the released image carries."""
+    repository = f"{workspace.registry}/commonshelf/tests/trivy-db-rescan"
+    bundled, built = vulndb.load_advisories(REPO / "shared" / "advisories")
+    added = Advisory("nginx", CVE, "99.0.0-1", "CRITICAL", "fixture: found after release")
+    artifact = vulndb.build_artifact([*bundled, added], built, tmp_path / "advised-db")
+    vulndb.push(artifact, repository)
+    return dataclasses.replace(workspace, trivy_db_repository=repository)
 
 
 def test_critical_vulnerability_keeps_a_version_out_of_the_catalogue(

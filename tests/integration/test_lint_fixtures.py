@@ -67,7 +67,10 @@ def test_the_schema_accepts_every_bundled_recipe() -> None:
 @pytest.mark.parametrize("fixture", BROKEN, ids=[f.name for f in BROKEN])
 def test_invoke_lint_exits_non_zero_naming_the_rule(fixture: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "invoke", "lint", "--shelf", str(fixture), "--json"],
+        [
+            *(sys.executable, "-m", "invoke", "lint", "--shelf", str(fixture), "--json"),
+            *("--today", FIXTURE_DAY.isoformat()),
+        ],
         cwd=REPO,
         capture_output=True,
         text=True,

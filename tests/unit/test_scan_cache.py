@@ -9,6 +9,7 @@ import pytest
 
 from commonshelf.ci import scan
 from commonshelf.ci.trivydb import Advisory, write_trivy_db
+from commonshelf.platform.errors import ScanError
 
 CRITICAL = Advisory("zlib", "CVE-2099-0001", "1:9.9-1", "CRITICAL", "made up")
 
@@ -56,11 +57,16 @@ def test_fanal_cache_stays_per_worker(tmp_path: Path) -> None:
     assert (worker / "fanal" / "fanal.db").read_bytes() == b"worker layers"
 
 
-def test_no_shared_db_yet_writes_the_empty_one_first(tmp_path: Path) -> None:
+def test_no_shared_db_yet_is_an_error_not_an_empty_db(tmp_path: Path) -> None:
     shared = tmp_path / "trivy"
+    with pytest.raises(ScanError, match=r"No vulnerability DB in .* Fix: pull it first"):
+        scan.worker_cache(shared, "w")
+    assert not (shared / "db").exists()
+    write_trivy_db(shared)  # an empty one (what --allow-empty-db writes) is copied, and says so
     worker = scan.worker_cache(shared, "w")
-    assert (shared / "db" / "trivy.db").is_file()
-    assert scan.ensure_vuln_db(worker).advisories == 0
+    assert scan.ensure_vuln_db(worker, allow_empty=True).advisories == 0
+    with pytest.raises(ScanError, match="holds no advisories"):
+        scan.ensure_vuln_db(worker)
 
 
 def test_an_interrupted_copy_leaves_the_previous_db_whole(

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import json
 import struct
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from commonshelf.ci.trivydb import PAGE_SIZE, WRITER_MARK, Advisory, _fnv1a64, write_trivy_db
+from commonshelf.ci.trivydb import (
+    PAGE_SIZE,
+    WRITER_MARK,
+    Advisory,
+    _fnv1a64,
+    has_advisories,
+    write_trivy_db,
+)
 
 
 def _read_bucket(data: bytes, page_id: int) -> dict[bytes, object]:
@@ -74,3 +82,30 @@ def test_the_data_source_names_no_url(tmp_path: Path) -> None:
 def test_unknown_severity_is_rejected(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown severity"):
         write_trivy_db(tmp_path, [Advisory("p", "CVE-1", "1", "SEVERE")])
+
+
+def test_the_reader_tells_an_empty_db_from_one_with_advisories(tmp_path: Path) -> None:
+    assert not has_advisories(write_trivy_db(tmp_path / "empty"))
+    one = [Advisory("nginx", "CVE-2099-0001", "99.0.0-1", "HIGH")]
+    assert has_advisories(write_trivy_db(tmp_path / "one", one))
+    many = [Advisory("p", f"CVE-2099-{i:04d}", "1", "LOW") for i in range(2000)]
+    assert has_advisories(write_trivy_db(tmp_path / "many", many))  # overflow pages
+
+
+@pytest.mark.parametrize("garbage", [b"", b"not a bbolt file" * 300, b"\0" * 8192])
+def test_the_reader_refuses_what_is_not_a_bbolt_file(tmp_path: Path, garbage: bytes) -> None:
+    path = tmp_path / "trivy.db"
+    path.write_bytes(garbage)
+    with pytest.raises(ValueError):
+        has_advisories(path)
+
+
+def test_the_same_advisories_and_build_time_give_the_same_bytes(tmp_path: Path) -> None:
+    built = datetime(2026, 11, 27, tzinfo=UTC)
+    one = [Advisory("nginx", "CVE-2099-0001", "99.0.0-1", "HIGH")]
+    first = write_trivy_db(tmp_path / "a", one, built=built)
+    second = write_trivy_db(tmp_path / "b", one, built=built)
+    assert first.read_bytes() == second.read_bytes()
+    assert (first.parent / "metadata.json").read_bytes() == (
+        second.parent / "metadata.json"
+    ).read_bytes()

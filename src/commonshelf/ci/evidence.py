@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from commonshelf.catalogue.contract import UpgradeProof
+from commonshelf.catalogue.contract import Finding, UpgradeProof, Waived
 from commonshelf.platform.clock import now_iso
 from commonshelf.platform.errors import CommonshelfError
 from commonshelf.platform.fsutil import write_bytes_atomic
@@ -67,8 +67,15 @@ class ScanGate(Record, kw_only=True):
     counts: dict[str, int]
     fail_on: str
     vuln_db: str
-    sboms: dict[str, Any] = {}
+    sboms: dict[str, Any] = {}  # service -> "sha256:…" of its SBOM (EvidenceStore.reports)
     findings: tuple[dict[str, Any], ...] = ()
+    db_digest: str = ""
+    db_built: str = ""
+    empty_db: bool = False  # --allow-empty-db: vulnerabilities were not checked; never released
+    trivy_version: str = ""
+    policy: str = ""  # digest of shared/policy/scan.yml as applied
+    blocking: tuple[Finding, ...] = ()
+    waived: tuple[Waived, ...] = ()
 
 
 class Gates(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -129,6 +136,13 @@ class EvidenceStore:
 
     def path(self, recipe: str, content_hash: str) -> Path:
         return self.root / recipe / f"{content_hash}.json"
+
+    def reports(self, recipe: str, content_hash: str) -> Path:
+        """The scan's files beside the record: SERVICE.json, SERVICE.sarif, SERVICE.cdx.json."""
+        return self.root / recipe / content_hash
+
+    def sbom(self, recipe: str, content_hash: str, service: str) -> Path:
+        return self.reports(recipe, content_hash) / f"{service}.cdx.json"
 
     def load(self, recipe: str, version: str, content_hash: str) -> Evidence:
         """The record for this content, or a fresh empty one (also for a record of an older

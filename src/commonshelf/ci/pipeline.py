@@ -25,6 +25,7 @@ from commonshelf.ci.linting import lint_verdicts
 from commonshelf.ci.matrix import load_hooks
 from commonshelf.ci.promote import ReleaseOutcome, release
 from commonshelf.ci.rehearsal import SwarmApp
+from commonshelf.ci.rescan import RescanOutcome, rescan
 from commonshelf.ci.stages import Shelf, StageResult
 from commonshelf.installation.agent import Agent
 from commonshelf.platform.progress import Say, quiet
@@ -80,6 +81,7 @@ class PipelineReport:
     catalogue_url: str
     app_urls: list[str]
     seconds: float
+    rescan: RescanOutcome | None = None  # the released versions against today's DB
 
     @property
     def passed(self) -> bool:
@@ -145,6 +147,8 @@ def run_pipeline(
         shelf.history([r.name for r in recipes])  # up front, so its rows lead the table
     vet(shelf, recipes)
     outcome = release(settings, shelf.client, recipes, shelf.base_tag, say=say)
+    # every released version against today's DB (and an SBOM for any released without one)
+    checked = rescan(settings, say=say) if Catalog.load(settings.catalog_path).apps else None
     urls: list[str] = []
     released = [
         r.name
@@ -168,6 +172,7 @@ def run_pipeline(
         settings.catalogue_url,
         urls,
         time.monotonic() - started,
+        checked,
     )
 
 

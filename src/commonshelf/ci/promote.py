@@ -10,6 +10,7 @@ consistent state), then `catalog.json` and `RELEASES.md`, each atomically.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -25,6 +26,7 @@ from commonshelf.catalogue.contract import (
     PlatformComponent,
     ScanSummary,
     ServiceImage,
+    TargetRef,
     TestSummary,
     VersionEntry,
     Vetting,
@@ -86,17 +88,46 @@ def _push_all(
     return pushed
 
 
+def sbom_path(app: str, version: str, service: str) -> str:
+    """The TUF target path of a released image's SBOM."""
+    return f"sbom/{app}/{version}/{service}.cdx.json"
+
+
+def sbom_files(store: EvidenceStore, recipe: Recipe, evidence: Evidence) -> dict[str, bytes]:
+    """Each service's SBOM as the scan wrote it, checked against the digest in the evidence."""
+    scan = evidence.gates.scan
+    if scan is None or scan.empty_db:
+        raise ReleaseError(
+            f"{recipe.name}: its scan ran without a vulnerability DB (--allow-empty-db).",
+            f"scan it again with the DB: `invoke scan {recipe.name}`.",
+        )
+    files: dict[str, bytes] = {}
+    for service in sorted(evidence.gates.build.images if evidence.gates.build else {}):
+        path = store.sbom(recipe.name, evidence.content_hash, service)
+        data = path.read_bytes() if path.is_file() else b""
+        if not data or "sha256:" + hashlib.sha256(data).hexdigest() != scan.sboms.get(service):
+            raise ReleaseError(
+                f"{recipe.name}: the SBOM of {service} ({path}) is missing or not the one "
+                "its scan recorded.",
+                f"scan it again: `invoke scan {recipe.name}`.",
+            )
+        files[service] = data
+    return files
+
+
 def _version_entry(
     recipe: Recipe,
     evidence: Evidence,
     pushed: dict[str, ServiceImage],
     commit: str,
+    sbom_data: dict[str, bytes],
     released_at: str | None = None,
 ) -> VersionEntry:
     """The catalogue entry: the runtime contract (as the matrix ran it) and CI's proof."""
     tests, scan = evidence.gates.test, evidence.gates.scan
     if tests is None or scan is None:
         raise ReleaseError(f"{recipe.name}: evidence without test or scan gate.")
+    sboms = scan.sboms
     return VersionEntry(
         released=released_at or now_iso(),
         commit=commit,
@@ -120,6 +151,19 @@ def _version_entry(
                 fail_on=scan.fail_on,
                 summary=scan.summary,
                 vuln_db=scan.vuln_db,
+                blocking=scan.blocking,
+                waived=scan.waived,
+                trivy_version=scan.trivy_version,
+                db_digest=scan.db_digest,
+                db_built=scan.db_built,
+                sboms={
+                    service: TargetRef(
+                        path=sbom_path(recipe.name, recipe.version, service),
+                        sha256=sboms[service].removeprefix("sha256:"),
+                        length=len(data),
+                    )
+                    for service, data in sorted(sbom_data.items())
+                },
             ),
         ),
         changes=changelog_entry(recipe.path, recipe.version) or "",
@@ -222,11 +266,18 @@ def release(
                 )
             )
             continue
+        try:
+            sboms = sbom_files(store, recipe, evidence)
+        except ReleaseError as exc:
+            outcome.refused.append((recipe.name, f"{exc.what} {exc.fix}"))
+            continue
         say(f"Releasing {recipe.name} {recipe.version}")
         pushed = _push_all(client, settings, recipe, evidence)
         entry = _version_entry(
-            recipe, evidence, pushed, commit, rebuilt.released if rebuilt else None
+            recipe, evidence, pushed, commit, sboms, rebuilt.released if rebuilt else None
         )
+        for service, ref in entry.vetting.scan.sboms.items():
+            targets[ref.path] = sboms[service]
         if rebuilt:
             entry = msgspec.structs.replace(entry, rebuilt=now_iso())
         targets[entry.runtime.compose] = pinned_compose(

@@ -1,10 +1,10 @@
-"""Security scanning with the real trivy binary (run offline by `platform.trivy`).
+"""trivy's findings and the caches it scans with (the real binary, via `platform.trivy`).
 
-Everything runs offline: no DB download, no version check, no telemetry. The
-vulnerability DB is whatever sits in the cache dir; when there is none, an
-empty but valid DB is written (see `trivydb`) and every report says so, so an
-offline "no findings" is never mistaken for a clean bill of health. The gate
-is computed from trivy's JSON, not from its exit code.
+Scans run offline: the vulnerability DB is the one `vulndb` pulled from the registry into
+the shared cache, copied into a cache dir per scan worker. A cache with no DB is an error,
+never a silent pass; an empty DB is refused unless a local experiment allows it, and then
+every record says so. The gate is computed from trivy's JSON (judged by `scan_policy`),
+not from its exit code.
 """
 
 from __future__ import annotations
@@ -15,14 +15,13 @@ import os
 import re
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from commonshelf.ci.trivydb import WRITER_MARK, write_trivy_db
 from commonshelf.platform import trivy
 from commonshelf.platform.errors import ScanError
-from commonshelf.platform.fsutil import write_bytes_atomic
 from commonshelf.platform.loaders import REPORT, InputError, load_json, load_json_bytes
 
 SEVERITIES = ("UNKNOWN", "LOW", "MEDIUM", "HIGH", "CRITICAL")
@@ -49,7 +48,7 @@ def _run(subcommand: str, *args: str, cache_dir: Path, what: str) -> bytes:
     )
 
 
-def _report(out: bytes, what: str) -> dict[str, Any]:
+def report_of(out: bytes, what: str) -> dict[str, Any]:
     """trivy's JSON report on `what`, read bounded (REPORT)."""
     try:
         data = load_json_bytes(out, f"trivy's report on {what}", REPORT)
@@ -69,41 +68,80 @@ def _report(out: bytes, what: str) -> dict[str, Any]:
 @dataclass(frozen=True)
 class VulnDb:
     path: Path
-    advisories: int | None  # None: a real trivy DB (not written by us), count unknown
+    advisories: int | None  # None: a DB pulled from a registry (count unknown, not zero)
+    digest: str = ""  # the artifact's manifest digest, or sha256 of a local fixture DB
+    built: str = ""
+    origin: str = ""  # where it was pulled from ("" for a DB written locally)
 
     @property
     def has_advisories(self) -> bool:
         return self.advisories != 0
 
     def describe(self) -> str:
+        where = f"{self.origin}@{self.digest[:19]}…" if self.origin else str(self.path)
+        built = f" built {self.built}" if self.built else ""
+        if not self.has_advisories:
+            return (
+                f"{where}{built} (EMPTY DB allowed by --allow-empty-db: vulnerabilities unchecked)"
+            )
         if self.advisories is None:
-            return f"{self.path} (trivy DB)"
-        if self.advisories:
-            return f"{self.path} ({self.advisories} fixture advisories)"
-        return f"{self.path} (empty offline DB: vulnerabilities cannot be found)"
+            return f"{where}{built}"
+        return f"{where}{built} ({self.advisories} advisories)"
 
 
-def ensure_vuln_db(cache_dir: Path) -> VulnDb:
-    """The DB in `cache_dir`, writing an empty one when there is none."""
+def ensure_vuln_db(cache_dir: Path, *, allow_empty: bool = False) -> VulnDb:
+    """The DB in `cache_dir`: pulled from a registry by `vulndb.pull` (its `source.json`
+    says from where) or written locally (tests' fixture DBs). None there is an error, unless
+    `allow_empty` writes an empty one for a local experiment."""
     db_dir = cache_dir / "db"
     if not (db_dir / "trivy.db").is_file() or not (db_dir / "metadata.json").is_file():
+        if not allow_empty:
+            raise ScanError(
+                f"No vulnerability DB in {db_dir}: a scan without one would pass blind.",
+                "scan through `invoke scan`/`vet`, which pull it from the registry "
+                "(`./shelf vulndb` publishes it there).",
+            )
         write_trivy_db(cache_dir)
     unreadable = ScanError(
         f"{db_dir / 'metadata.json'} is unreadable.",
-        f"delete {db_dir} and scan again (an empty DB is written).",
+        f"delete {db_dir} and scan again (the DB is pulled again).",
     )
     try:
         metadata = load_json(db_dir / "metadata.json", REPORT)
+        source = (
+            load_json(db_dir / "source.json", REPORT)
+            if (db_dir / "source.json").is_file()
+            else None
+        )
     except InputError:
         raise unreadable from None
-    if not isinstance(metadata, dict):
+    if not isinstance(metadata, dict) or not isinstance(source, dict | None):
         raise unreadable
+    built = str(metadata.get("UpdatedAt", ""))
+    if source is not None:
+        full = bool(source.get("has_advisories"))
+        if not full and not allow_empty:
+            raise ScanError(
+                f"The vulnerability DB in {db_dir} holds no advisories.",
+                "pull one with advisories (`./shelf vulndb`), or pass --allow-empty-db.",
+            )
+        return VulnDb(
+            db_dir / "trivy.db",
+            None if full else 0,
+            str(source.get("digest", "")),
+            built,
+            str(source.get("repository", "")),
+        )
     count = metadata.get(WRITER_MARK)
-    if count is None:
-        return VulnDb(db_dir / "trivy.db", None)
     if not isinstance(count, int) or isinstance(count, bool):
         raise unreadable
-    return VulnDb(db_dir / "trivy.db", count)
+    if count == 0 and not allow_empty:
+        raise ScanError(
+            f"The vulnerability DB in {db_dir} holds no advisories.",
+            "pull one with advisories (`./shelf vulndb`), or pass --allow-empty-db.",
+        )
+    digest = "sha256:" + hashlib.sha256((db_dir / "trivy.db").read_bytes()).hexdigest()
+    return VulnDb(db_dir / "trivy.db", count, digest, built)
 
 
 _WORKER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -139,11 +177,15 @@ def worker_cache(shared: Path, worker: str) -> Path:
     its own dir instead: its `db/` is a copy of the shared DB, made again only when the
     shared `db/metadata.json` changed, and its fanal (layer) cache is its own. A copy is
     built in a temporary dir and renamed into place, so trivy never opens half a DB.
-    The shared DB is written first if there is none (see `ensure_vuln_db`).
+    The shared DB must be there (`vulndb.ready` pulls it from the registry).
     """
     if not _WORKER_NAME.fullmatch(worker):
         raise ValueError(f"worker name {worker!r} is not a plain file name")
-    ensure_vuln_db(shared)
+    if not (shared / "db" / "metadata.json").is_file():
+        raise ScanError(
+            f"No vulnerability DB in {shared / 'db'} to copy for scan worker {worker}.",
+            "pull it first (`./shelf vulndb`; `invoke scan` and `vet` do it themselves).",
+        )
     cache = shared.parent / f"{shared.name}-workers" / worker
     cache.mkdir(parents=True, exist_ok=True)
     for leftover in cache.glob(f"{_STAGING}*"):  # from a copy that was interrupted
@@ -167,7 +209,7 @@ def worker_cache(shared: Path, worker: str) -> Path:
                 continue  # the shared DB was replaced while being copied: copy it again
             (staging / "metadata.json").write_bytes(metadata)
             _fsync(staging / "metadata.json")
-            _swap_in(staging, copy)
+            swap_in(staging, copy)
             return cache
         finally:
             shutil.rmtree(staging, ignore_errors=True)
@@ -192,7 +234,7 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def _swap_in(staging: Path, target: Path) -> None:
+def swap_in(staging: Path, target: Path) -> None:
     """Put the complete copy `staging` at `target`, retiring the copy that was there."""
     staging.chmod(0o755)
     if not target.exists():
@@ -206,51 +248,18 @@ def _swap_in(staging: Path, target: Path) -> None:
 
 @dataclass(frozen=True)
 class Finding:
+    """One finding as trivy (or the compose check) reported it, before policy is applied."""
+
     kind: str  # vulnerability | secret | misconfiguration
     id: str
     severity: str
     target: str
     title: str
     installed: str = ""
-    fixed: str = ""
-
-
-@dataclass
-class ScanReport:
-    image: str
-    fail_on: str
-    findings: list[Finding] = field(default_factory=list)
-    trivy_version: str = ""
-
-    @property
-    def counts(self) -> dict[str, int]:
-        counts = dict.fromkeys(SEVERITIES, 0)
-        for finding in self.findings:
-            counts[finding.severity if finding.severity in counts else "UNKNOWN"] += 1
-        return counts
-
-    @property
-    def blocking(self) -> list[Finding]:
-        floor = SEVERITIES.index(self.fail_on)
-        return [
-            f
-            for f in self.findings
-            if f.severity in SEVERITIES and SEVERITIES.index(f.severity) >= floor
-        ]
-
-    @property
-    def passed(self) -> bool:
-        return not self.blocking
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "image": self.image,
-            "fail_on": self.fail_on,
-            "passed": self.passed,
-            "counts": self.counts,
-            "trivy_version": self.trivy_version,
-            "findings": [asdict(f) for f in self.findings],
-        }
+    fixed: str = ""  # vulnerabilities: the fixing package version, "" when none exists
+    package: str = ""  # vulnerabilities: the installed (binary) package
+    path: str = ""  # secrets: the file inside the image; misconfigurations: the file
+    source: str = ""  # misconfigurations: "dockerfile", "compose" or trivy's type
 
 
 def parse_report(data: dict[str, Any]) -> list[Finding]:
@@ -268,6 +277,7 @@ def parse_report(data: dict[str, Any]) -> list[Finding]:
                     v.get("Title", ""),
                     v.get("InstalledVersion", ""),
                     v.get("FixedVersion", ""),
+                    package=str(v.get("PkgName", "")),
                 )
             )
         for s in result.get("Secrets") or []:
@@ -278,6 +288,7 @@ def parse_report(data: dict[str, Any]) -> list[Finding]:
                     s.get("Severity", "UNKNOWN"),
                     f"{target}:{s.get('StartLine', 0)}",
                     s.get("Title", ""),
+                    path=target,
                 )
             )
         for m in result.get("Misconfigurations") or []:
@@ -290,47 +301,11 @@ def parse_report(data: dict[str, Any]) -> list[Finding]:
                     m.get("Severity", "UNKNOWN"),
                     target,
                     m.get("Title", ""),
+                    path=target,
+                    source=str(result.get("Type", "")).lower(),
                 )
             )
     return findings
-
-
-def scan_image(
-    image: str, *, cache_dir: Path, fail_on: str = "CRITICAL", ignorefile: Path | None = None
-) -> ScanReport:
-    """Vulnerabilities, secrets and misconfigurations of a local image."""
-    if fail_on not in SEVERITIES:
-        raise ScanError(f"Unknown severity '{fail_on}'.", f"use one of {', '.join(SEVERITIES)}.")
-    ensure_vuln_db(cache_dir)
-    args = [
-        "--image-src",
-        "docker",
-        "--scanners",
-        "vuln,secret,misconfig",
-        "--format",
-        "json",
-    ]
-    if ignorefile is not None:
-        args += ["--ignorefile", str(ignorefile)]
-    data = _report(_run("image", *args, image, cache_dir=cache_dir, what=image), image)
-    return ScanReport(image, fail_on, parse_report(data), trivy_version())
-
-
-def sbom_image(image: str, *, cache_dir: Path, out: Path) -> str:
-    """A CycloneDX SBOM of the image, written atomically; returns 'sha256:<hex>' of it."""
-    ensure_vuln_db(cache_dir)
-    data = _run(
-        "image",
-        "--image-src",
-        "docker",
-        "--format",
-        "cyclonedx",
-        image,
-        cache_dir=cache_dir,
-        what=image,
-    )
-    write_bytes_atomic(out, data)
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def scan_secrets(path: Path, *, cache_dir: Path) -> list[Finding]:
@@ -345,4 +320,4 @@ def scan_secrets(path: Path, *, cache_dir: Path) -> list[Finding]:
         cache_dir=cache_dir,
         what=str(path),
     )
-    return parse_report(_report(out, str(path)))
+    return parse_report(report_of(out, str(path)))

@@ -13,14 +13,13 @@ import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import docker
 import semver
 
 from commonshelf.catalogue.catalog import Catalog
 from commonshelf.catalogue.contract import ServiceImage
-from commonshelf.ci import images, scan
+from commonshelf.ci import images, recipe_scan, scan, vulndb
 from commonshelf.ci.contract_for import runtime_for
 from commonshelf.ci.evidence import (
     BuildGate,
@@ -28,7 +27,6 @@ from commonshelf.ci.evidence import (
     CheckResult,
     Evidence,
     EvidenceStore,
-    ScanGate,
     TestGate,
     tool_versions,
 )
@@ -43,7 +41,6 @@ from commonshelf.platform.progress import Say, quiet
 from commonshelf.platform.settings import Settings
 from commonshelf.recipes.model import Recipe, discover, load_recipe
 
-GATE_SEVERITY = "CRITICAL"
 PROXY = "proxy"
 
 
@@ -75,6 +72,9 @@ class Shelf:
     # Recipes are vetted on threads: the engine, base image and tool versions are set up once.
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     _workers: threading.local = field(default_factory=threading.local, repr=False)
+    allow_empty_db: bool = False  # --allow-empty-db: a local experiment, never released
+    _db: scan.VulnDb | None = None
+    scans: dict[str, recipe_scan.RecipeScan] = field(default_factory=dict)  # for tables
 
     @property
     def env(self) -> environment.Environment:
@@ -324,48 +324,54 @@ class Shelf:
             cache = self._workers.cache = scan.worker_cache(self.settings.trivy_cache, slot)
         return cache
 
+    def vuln_db(self) -> scan.VulnDb:
+        """The vulnerability DB, published to and pulled from the registry once per shelf."""
+        with self._lock:
+            if self._db is None:
+                vulndb.ready(self.settings, allow_empty=self.allow_empty_db)
+                self._db = scan.ensure_vuln_db(
+                    self.settings.trivy_cache, allow_empty=self.allow_empty_db
+                )
+            return self._db
+
     def scan(
         self, recipe: Recipe, force: bool = False, trivy_cache: Path | None = None
     ) -> StageResult:
-        """trivy over every image of the recipe; `trivy_cache` picks another vulnerability DB."""
-        local = self.images(recipe)
+        """trivy over every image of the recipe, judged by the scan policy; `trivy_cache`
+        picks another vulnerability DB (a test's fixture DB)."""
+        self.images(recipe)
         started = time.monotonic()
         evidence = self.load_evidence(recipe)
         done = evidence.gates.scan
         if done and done.passed and not force and trivy_cache is None:
             return self._record(recipe, "scan", True, True, done.summary, started)
-        cache = trivy_cache or self._trivy_cache()
-        db = scan.ensure_vuln_db(cache)
-        counts: dict[str, int] = {}
-        findings: list[dict[str, Any]] = []
-        passed = True
-        sboms = {}
-        for service, ref in sorted(local.items()):
-            report = scan.scan_image(ref, cache_dir=cache, fail_on=GATE_SEVERITY)
-            passed = passed and report.passed
-            for severity, n in report.counts.items():
-                counts[severity] = counts.get(severity, 0) + n
-            findings.extend({"service": service, **f} for f in report.to_dict()["findings"])
-            sbom_path = self.settings.build_dir / "sbom" / f"{recipe.name}-{service}.cdx.json"
-            sboms[service] = scan.sbom_image(ref, cache_dir=cache, out=sbom_path)
-        summary = (
-            ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items()) if n) or "no findings"
+        if trivy_cache is None:
+            db, cache = self.vuln_db(), self._trivy_cache()
+        else:
+            db, cache = (
+                scan.ensure_vuln_db(trivy_cache, allow_empty=self.allow_empty_db),
+                trivy_cache,
+            )
+        built = evidence.gates.build.images if evidence.gates.build else {}
+        result = recipe_scan.scan_recipe(
+            recipe,
+            built,
+            cache_dir=cache,
+            db=db,
+            scan_store=self.settings.build_dir / "scan-cache",
+            evidence=self.evidence,
+            content_hash=evidence.content_hash,
+            shared_dir=self.settings.shared_dir,
         )
-        if not db.has_advisories:
-            summary += " (vulnerability DB has no advisories offline)"
         evidence = self.load_evidence(recipe)
         evidence.tools = evidence.tools or self.tools
-        evidence.gates.scan = ScanGate(
-            passed=passed,
-            summary=summary,
-            counts=counts,
-            fail_on=GATE_SEVERITY,
-            vuln_db=db.describe(),
-            sboms=sboms,
-            findings=tuple(findings[:200]),
-        )
+        evidence.gates.scan = result.gate
         self.evidence.save(evidence)
-        return self._record(recipe, "scan", passed, False, summary, started)
+        self.scans[recipe.name] = result
+        summary = result.gate.summary
+        for line in result.verdict.reasons():
+            summary += f"\n{line}"
+        return self._record(recipe, "scan", result.gate.passed, False, summary, started)
 
     def first_failed_gate(self, recipe: Recipe) -> StageResult | None:
         """Build, test and scan in order; the first gate that failed, or None if all passed."""

@@ -17,6 +17,7 @@ title; bucket "data-source" names the source of "debian 12".
 from __future__ import annotations
 
 import json
+import mmap
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -146,13 +147,19 @@ def build_buckets(advisories: Iterable[Advisory], platform: str = "debian 12") -
 
 
 def write_trivy_db(
-    cache_dir: Path, advisories: Iterable[Advisory] = (), *, platform: str = "debian 12"
+    cache_dir: Path,
+    advisories: Iterable[Advisory] = (),
+    *,
+    platform: str = "debian 12",
+    built: datetime | None = None,
 ) -> Path:
-    """Write `cache_dir/db/trivy.db` and `metadata.json` (atomically); return the DB path."""
+    """Write `cache_dir/db/trivy.db` and `metadata.json` (atomically); return the DB path.
+    `built` (default: now) is the DB's UpdatedAt: the same advisories and time give the
+    same bytes, so a rebuilt DB artifact keeps its digest."""
     db_dir = cache_dir / "db"
     advisories = list(advisories)
     data = _Writer().file(build_buckets(advisories, platform))
-    now = datetime.now(UTC)
+    now = built or datetime.now(UTC)
     metadata = {
         "Version": DB_SCHEMA_VERSION,
         "NextUpdate": (now + timedelta(days=3650)).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -163,3 +170,92 @@ def write_trivy_db(
     write_bytes_atomic(db_dir / "trivy.db", data)
     write_bytes_atomic(db_dir / "metadata.json", json.dumps(metadata).encode())
     return db_dir / "trivy.db"
+
+
+def _page(data: memoryview, page_size: int, pgid: int) -> tuple[int, int, int]:
+    """(flags, count, byte offset) of page `pgid`; ValueError when it lies outside the file."""
+    offset = pgid * page_size
+    if pgid < 2 or offset + PAGE_HEADER.size > len(data):
+        raise ValueError(f"page {pgid} is outside the file")
+    _, flags, count, _ = PAGE_HEADER.unpack_from(data, offset)
+    return flags, count, offset
+
+
+def _has_items(data: memoryview, page_size: int, pgid: int, depth: int = 0) -> bool:
+    """Whether the B+tree rooted at `pgid` holds at least one key."""
+    if depth > 32:
+        raise ValueError("the tree is deeper than any bbolt file")
+    flags, count, offset = _page(data, page_size, pgid)
+    if flags & LEAF:
+        return count > 0
+    if flags & BRANCH and count:
+        child = struct.unpack_from("<IIQ", data, offset + PAGE_HEADER.size)[2]
+        return _has_items(data, page_size, child, depth + 1)
+    return False
+
+
+def _lookup(
+    data: memoryview, page_size: int, pgid: int, key: bytes, depth: int = 0
+) -> bytes | None:
+    """The value of `key` in the B+tree rooted at `pgid` (bucket values are IN_BUCKET)."""
+    if depth > 32:
+        raise ValueError("the tree is deeper than any bbolt file")
+    flags, count, offset = _page(data, page_size, pgid)
+    base = offset + PAGE_HEADER.size
+    if flags & LEAF:
+        for index in range(count):
+            at = base + LEAF_ELEMENT.size * index
+            _, pos, ksize, vsize = LEAF_ELEMENT.unpack_from(data, at)
+            if bytes(data[at + pos : at + pos + ksize]) == key:
+                return bytes(data[at + pos + ksize : at + pos + ksize + vsize])
+        return None
+    children = []
+    for index in range(count):
+        at = base + 16 * index
+        pos, ksize, child = struct.unpack_from("<IIQ", data, at)
+        children.append((bytes(data[at + pos : at + pos + ksize]), child))
+    chosen = [child for first, child in children if first <= key]
+    return _lookup(data, page_size, chosen[-1], key, depth + 1) if chosen else None
+
+
+def _meta(data: memoryview, offset: int) -> tuple[int, int, int] | None:
+    """(page size, root pgid, txid) of the meta page at `offset`, None when it is not valid."""
+    if offset + PAGE_HEADER.size + META_BODY.size + 8 > len(data):
+        return None
+    body = bytes(data[offset + PAGE_HEADER.size : offset + PAGE_HEADER.size + META_BODY.size])
+    fields = META_BODY.unpack(body)
+    (checksum,) = struct.unpack_from("<Q", data, offset + PAGE_HEADER.size + META_BODY.size)
+    if fields[0] != MAGIC or checksum != _fnv1a64(body):
+        return None
+    return fields[2], fields[4], fields[8]
+
+
+def has_advisories(db_path: Path) -> bool:
+    """Whether a trivy DB (ours or upstream's) holds any advisory: its `vulnerability` bucket
+    has a key. ValueError when the file is not a bbolt DB this reader understands."""
+    with db_path.open("rb") as handle:
+        if handle.seek(0, 2) < 2 * PAGE_HEADER.size:
+            raise ValueError(f"{db_path.name} is too short for a bbolt file")
+        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+            data = memoryview(mapped)
+            try:
+                return _vulnerability_bucket_has_items(data)
+            finally:
+                data.release()
+
+
+def _vulnerability_bucket_has_items(data: memoryview) -> bool:
+    first = _meta(data, 0)
+    second = _meta(data, first[0]) if first else None
+    valid = [meta for meta in (first, second) if meta is not None]
+    if not valid:
+        raise ValueError("no valid bbolt meta page")
+    page_size, root, _ = max(valid, key=lambda meta: meta[2])
+    value = _lookup(data, page_size, root, b"vulnerability")
+    if value is None or len(value) < IN_BUCKET.size:
+        return False
+    bucket_root, _ = IN_BUCKET.unpack_from(value)
+    if bucket_root == 0:  # an inline bucket: its leaf page follows the bucket header
+        inline = value[IN_BUCKET.size :]
+        return len(inline) >= PAGE_HEADER.size and PAGE_HEADER.unpack_from(inline)[2] > 0
+    return _has_items(data, page_size, bucket_root)

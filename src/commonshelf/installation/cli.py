@@ -14,11 +14,12 @@ from pathlib import Path
 import msgspec
 
 from commonshelf.installation import cli_output as show
-from commonshelf.installation import portability, recovery, updates, views
+from commonshelf.installation import portability, recovery, sbom, updates, views
 from commonshelf.installation.agent import DEFAULT_HOME, Agent
 from commonshelf.installation.policy import AppPolicy, check_window, load_policy, save_policy
 from commonshelf.platform import console
 from commonshelf.platform.errors import CommonshelfError, translate
+from commonshelf.platform.fsutil import write_bytes_atomic
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -64,8 +65,13 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     command("apps", "list the apps in the verified catalogue")
-    info = command("info", "an app's versions, settings, data, policy and backups")
+    info = command("info", "an app's versions, advisories, SBOMs, settings, policy and backups")
     info.add_argument("app")
+    bom = command("sbom", "download a version's CycloneDX SBOM through the signed catalogue")
+    bom.add_argument("app")
+    bom.add_argument("--version", default=None, help="default: the version running here")
+    bom.add_argument("--service", default=None, help="default: the app's main service")
+    bom.add_argument("--out", type=Path, default=None, help="write it here (default: stdout)")
 
     install = command("install", "install an app (or move it to a version)")
     install.add_argument("app")
@@ -136,6 +142,14 @@ def run(argv: list[str] | None = None) -> int:
             show.apps(agent, as_json)
         case "info":
             show.info(views.info(agent, args.app), as_json)
+        case "sbom":
+            wanted, data = sbom.fetch(agent, args.app, args.version, args.service)
+            if args.out is None:
+                sys.stdout.buffer.write(data)
+                sys.stdout.flush()
+            else:
+                write_bytes_atomic(args.out, data)
+                show.sbom_written(wanted, str(args.out), as_json)
         case "install":
             record, changed = agent.install(args.app, args.version, _settings(args.set))
             if as_json:

@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 from rich.table import Table
+from rich.text import Text
 
-from commonshelf.installation import journal, updates
+from commonshelf.installation import journal, updates, views
 from commonshelf.installation.backup import Backup
 from commonshelf.installation.policy import AppPolicy, Decision
 from commonshelf.platform import console
@@ -19,6 +20,7 @@ from commonshelf.platform.errors import CommonshelfError
 if TYPE_CHECKING:
     from commonshelf.installation.agent import Agent
     from commonshelf.installation.portability import Exported
+    from commonshelf.installation.sbom import SbomFile
     from commonshelf.installation.views import AppInfo
 
 
@@ -60,11 +62,15 @@ def _executable() -> Any:
 
 
 def apps(agent: Agent, as_json: bool) -> None:
+    """The catalogue; installed apps carry the count and worst severity of the advisories
+    affecting the version they run (JSON: `advisories` and `worst`, null when not installed)."""
     catalog = agent.catalog()
     installed = agent.installed()
+    exposed = views.exposures(agent) or {}
     rows: list[dict[str, object]] = []
     for name, entry in sorted(catalog.apps.items()):
         latest = catalog.latest(name)
+        found = exposed.get(name)
         rows.append(
             {
                 "app": name,
@@ -72,23 +78,34 @@ def apps(agent: Agent, as_json: bool) -> None:
                 "latest": latest,
                 "level": entry.versions[latest].vetting.level if latest else None,
                 "installed": installed[name].version if name in installed else None,
+                "advisories": found.count if found else None,
+                "worst": (found.worst or None) if found else None,
                 "description": entry.description,
             }
         )
     if as_json:
         console.print_json(rows)
         return
-    table = Table("app", "latest", "level", "installed", "description", title="Catalogue")
+    table = Table(
+        "app", "latest", "level", "installed", "advisories", "description", title="Catalogue"
+    )
     for row in rows:
         level = "" if row["level"] is None else str(row["level"])
+        found = exposed.get(str(row["app"]))
         table.add_row(
             str(row["app"]),
             str(row["latest"] or ""),
             level,
             str(row["installed"] or "-"),
+            _marked(found.short()) if found else "",
             str(row["description"]),
         )
     console.out.print(table)
+
+
+def _marked(short: str) -> str:
+    """An exposure's short form, in red when something affects the running version."""
+    return short if short == "none" else f"[red]{short}[/red]"
 
 
 def info(view: AppInfo, as_json: bool) -> None:
@@ -100,10 +117,22 @@ def info(view: AppInfo, as_json: bool) -> None:
     out.print(
         f"Installed: {view.installed} at {view.url}" if view.installed else "Not installed here."
     )
-    versions = Table("version", "level", "released", "migration", "here", title="Versions")
+    versions = Table(
+        "version", "level", "released", "migration", "here", "advisories", title="Versions"
+    )
     for v in view.versions:
-        versions.add_row(v.version, str(v.level), v.released, v.migration, v.allowed or "ok")
+        versions.add_row(
+            v.version,
+            str(v.level),
+            v.released,
+            v.migration,
+            v.allowed or "ok",
+            Text(", ".join(v.advisories) or "-"),
+        )
     out.print(versions)
+    if view.installed:
+        _advisories(view)
+    _sboms(view)
     if view.settings:
         settings = Table("setting", "value", "default", "description", title="Settings")
         for s in view.settings:
@@ -127,7 +156,7 @@ def plan(rows: list[tuple[str, str, Decision]], as_json: bool) -> None:
     if as_json:
         console.print_json(
             [
-                {"app": app, "running": running, "target": d.target, "held": d.held}
+                {"app": app, "running": running, "target": d.target, "held": d.held, "why": d.why}
                 for app, running, d in rows
             ]
         )
@@ -135,7 +164,8 @@ def plan(rows: list[tuple[str, str, Decision]], as_json: bool) -> None:
     table = Table("app", "running", "would move to", "held", title="Updates")
     for app, running, d in rows:
         held = "; ".join(f"{v} {why}" for v, why in d.held.items())
-        table.add_row(app, running, d.target or "-", held or "-")
+        target = f"{d.target} ({d.why})" if d.target and d.why else d.target or "-"
+        table.add_row(app, running, target, held or "-")
     console.out.print(table)
 
 
@@ -152,19 +182,38 @@ def events(found: list[journal.Event], as_json: bool, nothing: str) -> None:
 def status(agent: Agent, as_json: bool) -> None:
     """The apps' table, then one line about the installation itself when it has news (e.g.
     the repository refused the last poll). JSON: one object per app; the installation's is
-    the last, with app "" and healthy null."""
+    the last, with app "" and healthy null. Each app's `advisories` affect the version it
+    runs (null when the catalogue cannot be verified now), `worst` is their worst severity."""
     statuses = agent.status()
+    exposed = views.exposures(agent)
     if as_json:
-        console.print_json(
-            [{**asdict(s), "healthy": s.healthy if s.app else None} for s in statuses]
-        )
+        rows = []
+        for s in statuses:
+            found = exposed.get(s.app) if exposed is not None and s.app else None
+            rows.append(
+                {
+                    **asdict(s),
+                    "healthy": s.healthy if s.app else None,
+                    "advisories": msgspec.to_builtins(found.advisories) if found else None,
+                    "worst": (found.worst or None) if found else None,
+                }
+            )
+        console.print_json(rows)
         return
-    table = Table("app", "version", "latest", "health", "url", "last", title="Installed apps")
+    table = Table(
+        "app", "version", "latest", "health", "advisories", "url", "last", title="Installed apps"
+    )
     for s in statuses:
         if s.app:
             health = "[green]healthy[/green]" if s.healthy else "[red]unhealthy[/red]"
-            table.add_row(s.app, s.version, s.latest or "?", health, s.url, s.last)
+            found = exposed.get(s.app) if exposed is not None else None
+            short = _marked(found.short()) if found else "?"
+            table.add_row(s.app, s.version, s.latest or "?", health, short, s.url, s.last)
     console.out.print(table)
+    for found in (exposed or {}).values():
+        for a in found.advisories:
+            line = f"{found.app} {found.version}: {a.summary}: {a.action}"
+            console.out.print(line, soft_wrap=True, markup=False)
     for s in statuses:
         if not s.app:
             line = f"Installation ({s.outcome} at {s.at}): {s.last}"
@@ -243,3 +292,50 @@ def unattended(agent: Agent, as_json: bool) -> int:
         if not found:
             print(f"{len(agent.installed())} app(s) up to date.", flush=True)
     return 1 if any(e.needs_attention for e in found) else 0
+
+
+def _advisories(view: AppInfo) -> None:
+    out = console.out
+    if not view.advisories:
+        out.print(f"Advisories: none affects {view.installed}.")
+        return
+    table = Table(
+        "advisory",
+        "severity",
+        "package",
+        "package fix",
+        "fixed in",
+        "what to do",
+        title=f"Advisories affecting {view.app} {view.installed}",
+    )
+    for a in view.advisories:
+        title = f"\n{a.title}" if a.title else ""
+        cells = (a.id + title, a.severity.lower(), a.package, a.package_fixed or "none yet")
+        table.add_row(*map(Text, (*cells, a.fixed_in or "none yet", a.action)))
+    out.print(table)
+
+
+def _sboms(view: AppInfo) -> None:
+    out = console.out
+    rows = [(v.version, s) for v in view.versions for s in v.sboms]
+    if not rows:
+        out.print("SBOMs: none published for these versions.")
+        return
+    table = Table(
+        "version", "service", "target", "download", title="SBOMs (CycloneDX, signed TUF targets)"
+    )
+    for version, s in rows:
+        table.add_row(*map(Text, (version, s.service, s.path, s.command)))
+    out.print(table)
+
+
+def sbom_written(found: SbomFile, out: str, as_json: bool) -> None:
+    if as_json:
+        console.print_json({**msgspec.to_builtins(found), "out": out})
+        return
+    console.out.print(
+        f"Wrote the SBOM of {found.app} {found.version} ({found.service}, {found.length} "
+        f"bytes, sha256 {found.sha256}) to {out}; it matches the signed target {found.path}.",
+        soft_wrap=True,
+        markup=False,
+    )

@@ -6,11 +6,19 @@ manual migration, waits until the operator asks for it (`update APP --to V`). A 
 under the installation's minimum level, revoked by the publisher, or that failed here
 before (marked bad locally) is never chosen. An optional maintenance window holds
 automatic updates outside it.
+
+Advisories (found by a rescan after release) steer the choice among the versions those
+rules allow: when the running version carries some, the newest version that fixes the most
+severe of them wins over a newer one that still carries them, and a CRITICAL one lets a
+fixing version go ahead outside the maintenance window (never past the other rules). An
+update does not bring in a CRITICAL or HIGH advisory the running version does not carry
+unless it fixes one as severe: the operator decides that with `update APP --to V`.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import datetime, time
 from pathlib import Path
 from typing import Literal
@@ -18,7 +26,7 @@ from typing import Literal
 import msgspec
 import semver
 
-from commonshelf.catalogue.contract import VersionEntry
+from commonshelf.catalogue.contract import Advisory, VersionEntry
 from commonshelf.installation.state import read_record, write_record
 from commonshelf.platform.errors import DeployError
 
@@ -90,10 +98,11 @@ class Decision(msgspec.Struct, frozen=True, kw_only=True):
 
     target: str | None
     held: dict[str, str] = {}  # version -> the reason it is not applied now
+    why: str = ""  # the advisories the target fixes (and a window it overrides), if any
 
     def sentence(self, app: str, current: str) -> str:
         if self.target:
-            return f"{app} {current} → {self.target}"
+            return f"{app} {current} → {self.target}" + (f" ({self.why})" if self.why else "")
         if not self.held:
             return f"{app} {current} is up to date"
         newest = max(self.held, key=semver.Version.parse)
@@ -109,8 +118,9 @@ def decide(
     now: datetime,
     automatic: bool,
     app: str = "APP",  # named in the reasons' commands
+    advisories: Sequence[Advisory] = (),  # the app's (`AppEntry.advisories`)
 ) -> Decision:
-    """The newest version newer than `current` that policy allows.
+    """The newest version newer than `current` that policy allows, steered by advisories.
 
     `automatic` is the unattended `run`: it honours `auto` and the window. An operator's
     `update APP` applies the same rules but ignores the window and `auto` (minor and patch
@@ -119,6 +129,7 @@ def decide(
     base = semver.Version.parse(current)
     held: dict[str, str] = {}
     allowed: list[str] = []
+    windowed: list[str] = []  # held by the maintenance window alone
     for version, entry in versions.items():
         if semver.Version.parse(version).compare(base) <= 0:
             continue
@@ -138,12 +149,80 @@ def decide(
                 reason = "is a minor version and the policy applies patches only"
             elif not in_window(policy.window, now):
                 reason = f"waits for the maintenance window {policy.window} (UTC)"
+                windowed.append(version)
         if reason is None:
             allowed.append(version)
         else:
             held[version] = reason
-    target = max(allowed, key=semver.Version.parse) if allowed else None
-    return Decision(target=target, held=held)
+    exposure = [a for a in advisories if current in a.affected]
+    critical = [a for a in exposure if a.severity.upper() == "CRITICAL"]
+    urgent = [v for v in windowed if not carried(v, critical)] if critical else []
+    for version in urgent:  # a critical fix does not wait for the window
+        del held[version]
+        allowed.append(version)
+    for version in list(allowed):
+        reason = _regression(current, version, advisories, app)
+        if reason:
+            allowed.remove(version)
+            held[version] = reason
+    if not allowed:
+        return Decision(target=None, held=held)
+    target = max(allowed, key=lambda v: _preference(v, exposure))
+    fixed = [a for a in exposure if target not in a.affected]
+    for version in allowed:  # newer, but carries what the target fixes
+        still = [a for a in carried(version, exposure) if a in fixed]
+        if semver.Version.parse(version).compare(target) > 0 and still:
+            held[version] = f"still carries {_names(still)}, which {target} fixes"
+    why = ""
+    if fixed:
+        why = f"{_names(fixed)} {'is' if len(fixed) == 1 else 'are'} fixed in {target}"
+    if target in urgent:
+        why += f", so it goes ahead outside the maintenance window {policy.window} (UTC)"
+    return Decision(target=target, held=held, why=why)
+
+
+SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW", "UNKNOWN")
+
+
+def severity_rank(severity: str) -> int:
+    """0 for CRITICAL … 4 for UNKNOWN; anything else ranks below them all."""
+    upper = severity.upper()
+    return SEVERITIES.index(upper) if upper in SEVERITIES else len(SEVERITIES)
+
+
+def carried(version: str, advisories: Sequence[Advisory]) -> list[Advisory]:
+    """The advisories among `advisories` that name `version` as affected."""
+    return [a for a in advisories if version in a.affected]
+
+
+def _names(advisories: Sequence[Advisory]) -> str:
+    ordered = sorted(advisories, key=lambda a: (severity_rank(a.severity), a.id))
+    return ", ".join(f"{a.id} ({a.severity.lower()})" for a in ordered)
+
+
+def _worst(advisories: Sequence[Advisory]) -> int:
+    return min((severity_rank(a.severity) for a in advisories), default=len(SEVERITIES) + 1)
+
+
+def _preference(version: str, exposure: Sequence[Advisory]) -> tuple[int, int, semver.Version]:
+    """Larger is better: what still affects it is least severe, then fewest, then newest."""
+    still = carried(version, exposure)
+    return (_worst(still), -len(still), semver.Version.parse(version))
+
+
+def _regression(current: str, version: str, advisories: Sequence[Advisory], app: str) -> str | None:
+    """Why `version` would make the app less safe (None: it does not): it brings a CRITICAL
+    or HIGH advisory the running version does not carry, and fixes none as severe."""
+    brought = [a for a in carried(version, advisories) if current not in a.affected]
+    if _worst(brought) > SEVERITIES.index("HIGH"):
+        return None
+    cured = [a for a in advisories if current in a.affected and version not in a.affected]
+    if _worst(cured) <= _worst(brought):
+        return None
+    return (
+        f"carries {_names(brought)}, which {current} does not: run "
+        f"`commonshelf update {app} --to {version}` to apply it anyway"
+    )
 
 
 def blocked(version: str, entry: VersionEntry, policy: AppPolicy, min_level: int) -> str | None:

@@ -53,15 +53,17 @@ class Pending(msgspec.Struct, frozen=True, kw_only=True):
     to_version: str
     backup: str = ""  # the backup taken before it, which a rollback compares the data with
     started: str
+    reason: str = ""  # why policy chose it (the advisories it fixes), said in its event
 
 
-def _pending(current: Installed, version: str, backup_id: str | None) -> Pending:
+def _pending(current: Installed, version: str, backup_id: str | None, reason: str) -> Pending:
     return Pending(
         app=current.app,
         from_version=current.version,
         to_version=version,
         backup=backup_id or "",
         started=now_iso(),
+        reason=reason,
     )
 
 
@@ -119,13 +121,15 @@ def plan(
             now=now,
             automatic=automatic,
             app=app,
+            advisories=catalog.apps[app].advisories if app in catalog.apps else (),
         )
         out.append((app, record.version, decision))
     return out
 
 
-def move(agent: Agent, app: str, version: str, *, why: str) -> journal.Event:
-    """Move an installed app to `version` with the update procedure; the event recorded."""
+def move(agent: Agent, app: str, version: str, *, why: str, reason: str = "") -> journal.Event:
+    """Move an installed app to `version` with the update procedure; the event recorded
+    says `reason` (why policy chose it: the advisories it fixes)."""
     with agent.holding(why):
         config = agent.config()
         deployer = agent.deployer(config)
@@ -156,7 +160,7 @@ def move(agent: Agent, app: str, version: str, *, why: str) -> journal.Event:
                     to_version=version,
                 )
             )
-        left = _pending(current, version, backup_id)
+        left = _pending(current, version, backup_id, reason)
         write_record(pending_path(agent.home, app), left)
         return _deploy(
             agent, current, (version, entry.runtime, compose, settings), old_compose, left
@@ -215,13 +219,14 @@ def _deploy(
 
 def _updated(agent: Agent, done: Pending, when: str, resumed: str = "") -> journal.Event:
     kept = f"; backup {done.backup} holds the data from before" if done.backup else ""
+    chosen = f"; {done.reason}" if done.reason else ""
     return agent.note(
         journal.Event(
             app=done.app,
             action="update",
             outcome="done",
             sentence=f"Updated {done.app} from {done.from_version} to {done.to_version} on "
-            f"{when}{resumed}{kept}.",
+            f"{when}{resumed}{chosen}{kept}.",
             from_version=done.from_version,
             to_version=done.to_version,
             backup=done.backup,
@@ -377,9 +382,8 @@ def update(
             return [*events, move(agent, app, to, why="update")]
         for app, running, decision in plan(agent, apps, automatic=automatic):
             if decision.target is not None:
-                events.append(
-                    move(agent, app, decision.target, why="run" if automatic else "update")
-                )
+                why = "run" if automatic else "update"
+                events.append(move(agent, app, decision.target, why=why, reason=decision.why))
             elif decision.held:
                 sentence = decision.sentence(app, running) + "."
                 last = journal.last(agent.home, app)

@@ -1,7 +1,9 @@
-"""What an operator reads about an app: its catalogue entry beside what runs here, and logs."""
+"""What an operator reads about an app: its catalogue entry beside what runs here (with the
+advisories affecting it and where each version's SBOMs are), and logs."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import docker.errors
@@ -9,7 +11,11 @@ import msgspec
 import semver
 
 from commonshelf.installation import journal, recovery, swarm
+from commonshelf.installation.advisories import AdvisoryView, Exposure, exposure
 from commonshelf.installation.policy import AppPolicy, blocked, load_policy
+from commonshelf.installation.sbom import SbomView
+from commonshelf.installation.sbom import views as sbom_views
+from commonshelf.platform.errors import CommonshelfError
 
 if TYPE_CHECKING:
     from commonshelf.installation.agent import Agent
@@ -21,6 +27,8 @@ class VersionView(msgspec.Struct, frozen=True, kw_only=True):
     released: str
     migration: str  # "none" or "manual: note"
     allowed: str  # "" when it may be installed here, else why not
+    advisories: list[str]  # ids of the advisories that name it as affected
+    sboms: list[SbomView]  # one per service that has one (none before SBOMs were published)
 
 
 class SettingView(msgspec.Struct, frozen=True, kw_only=True):
@@ -38,6 +46,9 @@ class AppInfo(msgspec.Struct, frozen=True, kw_only=True):
     versions: list[VersionView]
     installed: str | None
     url: str | None
+    # the advisories affecting the installed version, most severe first, with what to do
+    advisories: list[AdvisoryView]
+    worst: str  # their worst severity ("" when none, or not installed)
     settings: list[SettingView]
     data: list[str]  # volume: description
     policy: AppPolicy
@@ -60,6 +71,8 @@ def info(agent: Agent, app: str) -> AppInfo:
             migration=e.runtime.migration.kind
             + (f": {e.runtime.migration.note}" if e.runtime.migration.note else ""),
             allowed=blocked(version, e, policy, level) or "",
+            advisories=[a.id for a in listing.advisories_for(version)],
+            sboms=sbom_views(app, version, e.vetting.scan.sboms),
         )
         for version, e in sorted(
             listing.versions.items(), key=lambda kv: semver.Version.parse(kv[0]), reverse=True
@@ -80,6 +93,11 @@ def info(agent: Agent, app: str) -> AppInfo:
         for name, spec in sorted(runtime.settings.items())
     ]
     event = journal.last(agent.home, app)
+    exposed = (
+        exposure(app, record.version, listing, policy, min_level=level, now=datetime.now(UTC))
+        if record
+        else None
+    )
     return AppInfo(
         app=app,
         title=listing.title,
@@ -88,12 +106,36 @@ def info(agent: Agent, app: str) -> AppInfo:
         versions=versions,
         installed=record.version if record else None,
         url=record.url if record else None,
+        advisories=exposed.advisories if exposed else [],
+        worst=exposed.worst if exposed else "",
         settings=settings,
         data=[f"{d.volume}: {d.description or d.path}" for d in runtime.data],
         policy=policy,
         backups=[backup_id for backup_id, _ in recovery.list_backups(agent.home, app)],
         last=event.sentence if event else "",
     )
+
+
+def exposures(agent: Agent) -> dict[str, Exposure] | None:
+    """The advisories affecting each installed app's running version; None when the
+    catalogue cannot be verified now (`status` still answers, without them)."""
+    try:
+        catalog = agent.catalog()
+    except CommonshelfError:
+        return None
+    level = agent.config().min_level
+    now = datetime.now(UTC)
+    return {
+        app: exposure(
+            app,
+            record.version,
+            catalog.apps.get(app),
+            load_policy(agent.home, app),
+            min_level=level,
+            now=now,
+        )
+        for app, record in sorted(agent.installed().items())
+    }
 
 
 def logs(agent: Agent, app: str, lines: int = 50) -> list[str]:

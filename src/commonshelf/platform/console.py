@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sys
 from typing import Any
 
 from rich.console import Console
+
+from commonshelf.platform.errors import CommonshelfError
 
 # Wide enough for digests and URLs when the output is a log rather than a terminal.
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 140)
@@ -78,3 +81,66 @@ def matrix_table(recipe: str, gate: dict[str, Any]) -> None:
             check["detail"].splitlines()[0] if check["detail"] else "",
         )
     out.print(table)
+
+
+def scan_table(recipe: str, gate: dict[str, Any]) -> None:
+    """A scan gate's blocking and waived findings, with the DB and policy it ran with."""
+    from rich.table import Table
+
+    table = Table("verdict", "id", "severity", "service", "what", "fix", title=f"{recipe} scan")
+    for finding in gate.get("blocking", []):
+        what = (
+            f"{finding.get('package', '')} {finding.get('installed', '')}".strip()
+            or finding.get("where", "")
+        )
+        table.add_row(
+            "[red]blocks[/red]",
+            finding["id"],
+            finding["severity"],
+            finding.get("service", ""),
+            what,
+            finding.get("fixed", "") or "—",
+        )
+    for waived in gate.get("waived", []):
+        table.add_row(
+            "[yellow]waived[/yellow]",
+            waived["id"],
+            "",
+            "",
+            waived.get("statement", "")[:60],
+            f"until {waived['expires']}",
+        )
+    if table.row_count:
+        out.print(table)
+    counts = ", ".join(f"{n} {s.lower()}" for s, n in sorted(gate.get("counts", {}).items()) if n)
+    out.print(
+        f"{recipe}: {'passed' if gate.get('passed') else 'BLOCKED'} ({counts or 'no findings'}); "
+        f"DB {gate.get('vuln_db', '')}; trivy {gate.get('trivy_version', '')}; "
+        f"policy {gate.get('fail_on', '')}"
+    )
+
+
+def advisory_table(advisories: dict[str, list[dict[str, Any]]]) -> None:
+    """Advisories per app: what is affected and where it is fixed."""
+    from rich.table import Table
+
+    table = Table("app", "id", "severity", "package", "affected", "fixed in", title="Advisories")
+    for app, found in sorted(advisories.items()):
+        for advisory in found:
+            table.add_row(
+                app,
+                advisory["id"],
+                advisory["severity"],
+                advisory["package"],
+                ", ".join(advisory["affected"]),
+                advisory.get("fixed_in", "") or "not yet",
+            )
+    out.print(table)
+
+
+def parse_day(text: str) -> dt.date:
+    """A YYYY-MM-DD option value, or a one-line error saying so."""
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise CommonshelfError(f"'{text}' is not a date.", "write it as YYYY-MM-DD.") from None

@@ -62,6 +62,13 @@ class Settings:
     catalogue_port: int
     debian_mirror: _DebianMirror = _DebianMirror()  # a str: see _DebianMirror
     min_level: int = MAX_LEVEL  # every check passed and lint-clean
+    # the OCI repository trivy pulls its vulnerability DB from ("": the project's registry's
+    # commonshelf/trivy-db, built from shared/advisories/ by `invoke vulndb`)
+    trivy_db_repository: str = ""
+
+    @property
+    def vulndb_repository(self) -> str:
+        return self.trivy_db_repository or f"{self.registry}/commonshelf/trivy-db"
 
     @property
     def recipes_dir(self) -> Path:
@@ -98,7 +105,12 @@ class Settings:
 
     @property
     def trivy_cache(self) -> Path:
-        return self.state_dir / "trivy"
+        """trivy's shared cache; a DB repository other than the default gets its own, so
+        scans against a mirror (or a test's DB) never replace the default DB under others."""
+        if not self.trivy_db_repository:
+            return self.state_dir / "trivy"
+        slug = "".join(c if c.isalnum() or c in "-_." else "-" for c in self.trivy_db_repository)
+        return self.state_dir / f"trivy-{slug}"
 
     @property
     def registry_dir(self) -> Path:
@@ -130,6 +142,7 @@ class Settings:
             catalogue_port=int(env.get("COMMONSHELF_CATALOGUE_PORT", "8700")),
             debian_mirror=env.get(apt_sources.ENV_VAR, ""),  # "": the host's apt sources
             min_level=_level(env.get("COMMONSHELF_MIN_LEVEL", "")),
+            trivy_db_repository=env.get("COMMONSHELF_TRIVY_DB_REPOSITORY", ""),
         )
 
 

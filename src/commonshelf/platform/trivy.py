@@ -42,9 +42,15 @@ def binary() -> Path:
     )
 
 
+# offline flags a subcommand does not know (trivy refuses unknown flags)
+UNKNOWN_TO = {"sbom": frozenset({"--skip-check-update"})}
+
+
 def command(subcommand: str, *args: str, cache_dir: Path) -> list[str]:
     """The offline command line: `trivy <subcommand> --cache-dir <dir> <OFFLINE> <args>`."""
-    return [str(binary()), subcommand, "--cache-dir", str(cache_dir), *OFFLINE, *args]
+    unknown = UNKNOWN_TO.get(subcommand, frozenset())
+    offline = [flag for flag in OFFLINE if flag not in unknown]
+    return [str(binary()), subcommand, "--cache-dir", str(cache_dir), *offline, *args]
 
 
 def run(
@@ -63,6 +69,51 @@ def run(
         what=f"trivy on {target}",
         failed=lambda said: f"trivy failed on {target}: {said}",
         timeout=timeout,
+    )
+
+
+def download_db(
+    cache_dir: Path, repository: str, *, insecure: bool, timeout: float = TIMEOUT
+) -> None:
+    """Let trivy download its vulnerability DB from the OCI `repository` into `cache_dir/db`,
+    as it does in production (`--db-repository`); the Java DB and version checks stay off."""
+    argv = [
+        str(binary()),
+        "image",
+        "--cache-dir",
+        str(cache_dir),
+        "--download-db-only",
+        "--db-repository",
+        repository,
+        "--skip-java-db-update",
+        "--skip-check-update",
+        "--skip-version-check",
+        "--disable-telemetry",
+        "--quiet",
+        *(["--insecure"] if insecure else []),
+    ]
+    run_bytes(
+        argv,
+        fix=f"push a good DB to {repository} (`invoke vulndb`), then scan again.",
+        error=ScanError,
+        what=f"trivy downloading its DB from {repository}",
+        failed=lambda said: (
+            f"trivy could not download its vulnerability DB from {repository}: {said}"
+        ),
+        timeout=timeout,
+    )
+
+
+def convert(report: Path, out: Path, fmt: str) -> None:
+    """Turn a JSON report into another format (`sarif`, `cyclonedx`) without scanning again."""
+    argv = [str(binary()), "convert", "--quiet", "--format", fmt, "--output", str(out), str(report)]
+    run_bytes(
+        argv,
+        fix="run the scan again (the JSON report may be cut short).",
+        error=ScanError,
+        what=f"trivy convert {report.name}",
+        failed=lambda said: f"trivy could not convert {report} to {fmt}: {said}",
+        timeout=120,
     )
 
 

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 from commonshelf.platform.loaders.json_loader import load_json, load_json_bytes
 from commonshelf.platform.loaders.limits import (
+    ADVISORIES,
     BASE,
     CATALOGUE,
     COMPOSE,
@@ -63,6 +64,7 @@ from commonshelf.platform.loaders.yaml_loader import (
 )
 
 __all__ = [
+    "ADVISORIES",
     "BASE",
     "CATALOGUE",
     "COMPOSE",

@@ -50,6 +50,12 @@ RECIPE = Limits("recipe.yml", 64 * KiB, 16, 20_000, 16 * KiB, recipe=True)
 COMPOSE = Limits("compose.yml", 256 * KiB, 24, 50_000, 64 * KiB, recipe=True)
 # .trivyignore.yaml: a list of waivers (id, statement, expired_at), 3 levels deep.
 WAIVERS = Limits(".trivyignore.yaml", 64 * KiB, 8, 10_000, 4 * KiB, recipe=True)
+# shared/policy/scan.yml: the scan gate's rules and exceptions, ~2 KiB (mostly comments),
+# 4 levels deep; an exception's reason is a paragraph.
+SCAN_POLICY = Limits("scan.yml", 64 * KiB, 8, 10_000, 4 * KiB)
+# shared/advisories/*.yml: readable advisories the vulnerability DB is built from (~200
+# bytes each); 4 MiB holds tens of thousands.
+ADVISORIES = Limits("advisory file", 4 * MiB, 8, 400_000, 16 * KiB)
 # catalog.json: ~5 KiB and ~100 values per released version, 7 levels deep. 16 MiB and
 # 150 000 values hold about 1500 versions; the value cap keeps a file at both limits
 # under 100 MB and 1 s to parse (benchmarks/hostile.md).

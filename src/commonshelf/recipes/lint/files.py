@@ -11,7 +11,8 @@ from commonshelf.recipes.lint.context import RecipeContext, as_dict, as_list
 from commonshelf.recipes.lint.registry import Hit, rule
 from commonshelf.recipes.model import PLATFORM_SERVICES, changelog_entry, schema_file_for
 
-WAIVER_DAYS = 90
+WAIVER_DAYS = 90  # the longest a waiver may run (R031)
+WAIVER_WARN_DAYS = 14  # a waiver this close to its expiry is due for review (R035)
 WAIVERS = ".trivyignore.yaml"
 
 
@@ -160,7 +161,9 @@ def waiver_statement(recipe: RecipeContext) -> Iterator[Hit]:
             yield Hit(path, f"{label} has no statement", line)
 
 
-def _expiry(value: Any) -> dt.date | None:
+def expiry_date(value: Any) -> dt.date | None:
+    """A waiver's `expired_at` as a date (YAML gives a date, a datetime or a string), or
+    None when it is missing or no date: such a waiver waives nothing (R031, the scan gate)."""
     if isinstance(value, dt.datetime):
         return value.date()
     if isinstance(value, str):
@@ -181,10 +184,31 @@ def waiver_expiry(recipe: RecipeContext) -> Iterator[Hit]:
     path = recipe.folder / WAIVERS
     today = recipe.today
     for label, line, entry in _waivers(recipe):
-        expires = _expiry(entry.get("expired_at"))
+        expires = expiry_date(entry.get("expired_at"))
         if expires is None:
             yield Hit(path, f"{label} has no valid expired_at date", line)
         elif expires < today:
             yield Hit(path, f"{label} expired on {expires}", line)
         elif (expires - today).days > WAIVER_DAYS:
             yield Hit(path, f"{label} runs to {expires}, more than {WAIVER_DAYS} days ahead", line)
+
+
+@rule(
+    "R035",
+    "warning",
+    f"a waiver expires within {WAIVER_WARN_DAYS} days",
+    fix="re-review the finding: if the statement still holds, move `expired_at` (at most "
+    f"{WAIVER_DAYS} days ahead); if not, fix the finding and remove the waiver.",
+)
+def waiver_expires_soon(recipe: RecipeContext) -> Iterator[Hit]:
+    path = recipe.folder / WAIVERS
+    for label, line, entry in _waivers(recipe):
+        if not str(entry.get("statement", "")).strip():
+            continue  # R030's: a waiver without a statement waives nothing, soon or late
+        expires = expiry_date(entry.get("expired_at"))
+        if expires is None or expires < recipe.today:
+            continue  # R031's
+        days = (expires - recipe.today).days
+        if days <= WAIVER_WARN_DAYS:
+            when = "today" if days == 0 else f"in {days} day{'s' if days > 1 else ''}"
+            yield Hit(path, f"{label} expires {when} ({expires})", line)
