@@ -218,8 +218,10 @@ def vulndb(c: Context, mirror_from: str = "") -> None:
     """Publish the vulnerability DB trivy pulls (REGISTRY/commonshelf/trivy-db:2): built from
     shared/advisories, or mirrored from an upstream DB artifact; then pull it as scans do."""
     from commonshelf.ci import vulndb as db
+    from commonshelf.platform import environment
 
     settings = _settings()
+    environment.ensure(settings, swarm=False, say=console.say)  # the registry
     if mirror_from:
         digest = db.mirror(mirror_from, settings.vulndb_repository)
         console.say(f"Mirrored {mirror_from} to {settings.vulndb_repository} ({digest})")
@@ -237,8 +239,11 @@ def rescan(c: Context, json: bool = False) -> None:
     """Check every released version's SBOM against the current vulnerability DB and publish
     the advisories in a newly signed catalogue (nothing is rebuilt)."""
     from commonshelf.ci.rescan import rescan as run_rescan
+    from commonshelf.platform import environment
 
-    outcome = run_rescan(_settings(), say=console.say)
+    settings = _settings()
+    environment.ensure(settings, swarm=False, say=console.say)  # the registry
+    outcome = run_rescan(settings, say=console.say)
     if json:
         console.print_json(msgspec.to_builtins(outcome.__dict__))
         return

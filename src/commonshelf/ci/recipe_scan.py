@@ -46,6 +46,8 @@ def _summary(counts: Mapping[str, int], verdict: scan_policy.Verdict, db: scan.V
         text += f"; {len(verdict.blocking)} blocking"
     if verdict.waived:
         text += f"; {len(verdict.waived)} waived"
+    if verdict.excepted:
+        text += f"; {len(verdict.excepted)} excepted by policy"
     if not db.has_advisories:
         text += " (EMPTY vulnerability DB allowed: vulnerabilities unchecked)"
     return text

@@ -19,7 +19,7 @@ import semver
 
 from commonshelf.catalogue.catalog import Catalog
 from commonshelf.catalogue.contract import ServiceImage
-from commonshelf.ci import images, recipe_scan, scan, vulndb
+from commonshelf.ci import images, recipe_scan, scan, scan_policy, vulndb
 from commonshelf.ci.contract_for import runtime_for
 from commonshelf.ci.evidence import (
     BuildGate,
@@ -344,7 +344,11 @@ class Shelf:
         evidence = self.load_evidence(recipe)
         done = evidence.gates.scan
         if done and done.passed and not force and trivy_cache is None:
-            return self._record(recipe, "scan", True, True, done.summary, started)
+            # still valid only for the DB and policy it was judged with (an earlier record,
+            # from before the DB came from the registry, has neither)
+            policy = scan_policy.load_policy(self.settings.shared_dir)
+            if (done.db_digest, done.policy) == (self.vuln_db().digest, policy.digest):
+                return self._record(recipe, "scan", True, True, done.summary, started)
         if trivy_cache is None:
             db, cache = self.vuln_db(), self._trivy_cache()
         else:
