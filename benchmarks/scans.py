@@ -33,7 +33,7 @@ def main() -> None:
                 cache = Path(tmp) / f"{recipe.name}-{service}"
                 shutil.copytree(settings.trivy_cache / "db", cache / "db")
                 db = scan.ensure_vuln_db(cache)
-                results = Path(tmp) / "results"
+                results = Path(tmp) / f"results-{recipe.name}-{service}"
                 started = time.perf_counter()
                 cold = image_scan.scan_image(
                     image.ref, image.id, cache_dir=cache, db=db, store=results

@@ -137,3 +137,23 @@ def test_a_corrupt_db_artifact_is_a_clear_error(
     line = str(caught.value)
     assert "\n" not in line and repository in line and "Fix:" in line
     assert not (cache / "db").exists()  # nothing half-pulled is left for a scan to use
+
+
+def test_a_mirror_serving_something_other_than_one_db_layer_is_refused_before_download(
+    settings: Settings, env: object, tmp_path: Path
+) -> None:
+    import oras.client
+
+    repository = _repository(settings, "two-layers")
+    first, second = tmp_path / "a.tar.gz", tmp_path / "b.tar.gz"
+    first.write_bytes(_tarball({"trivy.db": b"x"}))
+    second.write_bytes(_tarball({"metadata.json": b"{}"}))
+    client = oras.client.OrasClient(hostname=settings.registry, insecure=True)
+    client.push(
+        target=f"{repository}:2",
+        files=[f"{first}:{vulndb.LAYER_MEDIA_TYPE}", f"{second}:{vulndb.LAYER_MEDIA_TYPE}"],
+        disable_path_validation=True,
+    )
+    with pytest.raises(ScanError, match=r"is not one DB layer under 1024 MiB \(2 layers"):
+        vulndb.pull(tmp_path / "cache", repository)
+    assert not (tmp_path / "cache" / "db").exists()

@@ -46,6 +46,18 @@ MANIFEST_TYPES = ", ".join(
 )
 SOURCE = "source.json"  # beside trivy.db: where the DB came from (copied to each worker)
 HTTP_TIMEOUT = 30
+# trivy's upstream DB is about 70 MiB compressed (800 MiB open): a mirror serving far more
+# is refused before trivy downloads it
+MAX_DB_BYTES = 1024 * 1024 * 1024
+
+
+class Layer(msgspec.Struct, frozen=True):
+    digest: str
+    size: int
+
+
+class Manifest(msgspec.Struct, frozen=True):
+    layers: tuple[Layer, ...] = ()
 
 
 class AdvisoryRecord(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -166,13 +178,23 @@ def remote_layer(repository: str) -> tuple[str, str] | None:
             f"The registry answered {answer.status_code} for {repository}:{TAG}.",
             "check the repository name (COMMONSHELF_TRIVY_DB_REPOSITORY) and the registry.",
         )
-    manifest = msgspec.json.decode(answer.content)
-    layers = manifest.get("layers") if isinstance(manifest, dict) else None
-    layer = str(layers[0].get("digest", "")) if isinstance(layers, list) and layers else ""
+    try:
+        manifest = msgspec.json.decode(answer.content, type=Manifest)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise ScanError(
+            f"{repository}:{TAG} has no readable OCI manifest ({exc}).",
+            "push the DB again (`./shelf vulndb`).",
+        ) from None
+    if len(manifest.layers) != 1 or manifest.layers[0].size > MAX_DB_BYTES:
+        raise ScanError(
+            f"{repository}:{TAG} is not one DB layer under {MAX_DB_BYTES >> 20} MiB "
+            f"({len(manifest.layers)} layers, {sum(x.size for x in manifest.layers)} bytes).",
+            "push trivy's DB artifact there (`./shelf vulndb`, or mirror the upstream one).",
+        )
     digest = answer.headers.get("Docker-Content-Digest") or (
         "sha256:" + hashlib.sha256(answer.content).hexdigest()
     )
-    return digest, layer
+    return digest, manifest.layers[0].digest
 
 
 def _client(repository: str) -> object:
