@@ -255,6 +255,60 @@ def rescan(c: Context, json: bool = False) -> None:
     )
 
 
+# ---- channels and revocation: a newly signed catalogue, nothing rebuilt (ci/republish.py)
+
+
+def _republish(change: Any, json: bool) -> None:
+    from commonshelf.ci.republish import republish
+
+    outcome = republish(_settings(), change)
+    if outcome.new_keys:
+        console.warn(f"generated DEVELOPMENT signing keys ({', '.join(outcome.new_keys)}) in keys/")
+    if json:
+        console.print_json(msgspec.to_builtins(outcome.__dict__))
+    elif not outcome.published:
+        console.out.print(outcome.unchanged, soft_wrap=True, markup=False)
+    else:
+        for note in outcome.notes:
+            console.out.print(note.removeprefix("- "), soft_wrap=True, markup=False)
+        console.say(f"Catalogue published (targets v{outcome.targets_version}).")
+
+
+@task(help={"app": "released app", "version": "its testing version", "json": "as JSON"})
+@_friendly
+def promote(c: Context, app: str, version: str, json: bool = False) -> None:
+    """Move a released version from testing to stable (installations on stable get it)."""
+    from commonshelf.ci import channels
+
+    _republish(channels.promote(app, version), json)
+
+
+@task(help={"days": "days in testing before promotion (default 7)", "json": "as JSON"})
+@_friendly
+def promote_due(c: Context, days: int = 7, json: bool = False) -> None:
+    """Promote every testing version released at least DAYS days ago (the scheduled rule)."""
+    from commonshelf.ci import channels
+
+    _republish(channels.promote_due(days), json)
+
+
+@task(
+    help={
+        "app": "released app",
+        "version": "the version to withdraw",
+        "reason": "why (installations show it)",
+        "json": "as JSON",
+    }
+)
+@_friendly
+def revoke(c: Context, app: str, version: str, reason: str = "", json: bool = False) -> None:
+    """Withdraw a released version in a newly signed catalogue: installations never install
+    it, and those running it move away on their next run."""
+    from commonshelf.ci import channels
+
+    _republish(channels.revoke(app, version, reason), json)
+
+
 @task(
     help={
         "app": "recipes to vet (default: all)",
@@ -320,8 +374,9 @@ def _print_release(outcome: Any) -> None:
     if outcome.new_keys:
         console.warn(
             f"generated DEVELOPMENT signing keys ({', '.join(outcome.new_keys)}) in "
-            "keys/; a public catalogue needs real keys kept offline "
-            "(COMMONSHELF_KEY_ROOT, _TARGETS, _SNAPSHOT, _TIMESTAMP)."
+            "keys/; a public catalogue needs a threshold of offline root keys and online "
+            "role keys: `invoke keys.init`, then give CI COMMONSHELF_KEY_TARGETS_PEM, "
+            "_SNAPSHOT_PEM and _TIMESTAMP_PEM (ci/README.md)."
         )
     for app, version in outcome.released:
         console.out.print(f"released {app} {version}")
@@ -334,19 +389,22 @@ def _print_release(outcome: Any) -> None:
 @task(help={"port": "port on 127.0.0.1 (default $COMMONSHELF_CATALOGUE_PORT or 8700)"})
 @_friendly
 def serve(c: Context, port: int = 0) -> None:
-    """Serve public/ (the signed repository) on 127.0.0.1 in the foreground."""
-    import http.server
+    """Serve public/ (the signed repository and its index.html) on 127.0.0.1 in the
+    foreground, as a static host would: ETag, Last-Modified and 304, no listings."""
+    from commonshelf.catalogue.server import make_server
+    from commonshelf.platform.errors import CommonshelfError
 
     settings = _settings()
     port = port or settings.catalogue_port
-    handler = functools.partial(
-        http.server.SimpleHTTPRequestHandler, directory=str(settings.public_dir)
-    )
+    try:
+        server = make_server(settings.public_dir, port, log=True)
+    except OSError as exc:
+        raise CommonshelfError(
+            f"Cannot serve on 127.0.0.1:{port} ({exc.strerror or exc}).",
+            "pick a free port with --port, or stop the process that holds it.",
+        ) from None
     console.out.print(f"Serving {settings.public_dir} at http://127.0.0.1:{port}/ (Ctrl-C stops)")
-    with (
-        http.server.ThreadingHTTPServer(("127.0.0.1", port), handler) as server,
-        contextlib.suppress(KeyboardInterrupt),
-    ):
+    with server, contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
 
 
@@ -377,4 +435,123 @@ def pipeline(c: Context, app: list[str] | None = None, no_install: bool = False)
         raise Exit(code=1)
 
 
+# ---- signing keys and their refresh (issue 13): keys.init, keys.rotate, refresh
+
+
+@task(
+    help={
+        "offline": "folder for the root keys (default keys/offline/ or "
+        "$COMMONSHELF_OFFLINE_KEYS_DIR)",
+        "root_keys": "how many root keys (default 3)",
+        "threshold": "how many root keys must sign a root (default 2)",
+    },
+    auto_shortflags=False,
+)
+@_friendly
+def keys_init(c: Context, offline: str = "", root_keys: int = 3, threshold: int = 2) -> None:
+    """Make a new repository's keys: root as THRESHOLD of ROOT_KEYS keys kept offline, one
+    online key each for targets, snapshot and timestamp, and the 1.root.json to pin."""
+    from commonshelf.catalogue.rotation import init_keys
+
+    settings = _settings()
+    made = init_keys(
+        settings.public_dir,
+        settings.keys_dir,
+        offline=Path(offline) if offline else None,
+        count=root_keys,
+        threshold=threshold,
+    )
+    folder = made.root_keys[0].parent
+    console.say(f"Made {made.root}: a root that {made.threshold} of its {root_keys} keys sign.")
+    lines = [
+        f"Root keys: {folder}/ — move it to offline storage; rotating a key and re-signing "
+        f"the root (yearly) need {made.threshold} of them (COMMONSHELF_OFFLINE_KEYS_DIR).",
+        *(
+            f"{role} key: {path} (in CI: its content as COMMONSHELF_KEY_{role.upper()}_PEM)"
+            for role, path in made.online_keys.items()
+        ),
+        f"Installations pin {made.root}: commonshelf init --root 1.root.json --repository URL",
+    ]
+    for line in lines:
+        console.out.print(line, soft_wrap=True, markup=False)
+
+
+@task(
+    help={
+        "role": "root, targets, snapshot or timestamp",
+        "offline": "folder of the root keys (default keys/offline/ or "
+        "$COMMONSHELF_OFFLINE_KEYS_DIR)",
+        "root_keys": "root only: how many new root keys (default: as many as now)",
+        "threshold": "root only: the new threshold (default: as now)",
+    },
+    auto_shortflags=False,
+)
+@_friendly
+def keys_rotate(
+    c: Context, role: str, offline: str = "", root_keys: int = 0, threshold: int = 0
+) -> None:
+    """Replace ROLE's keys in a new root version (signed by the root threshold; for root, by
+    the old and the new keys) and publish it, re-signing what it no longer accepts."""
+    from commonshelf.catalogue import origin
+    from commonshelf.catalogue.rotation import rotate
+
+    settings = _settings()
+    origin.sync(settings, console.say)  # a configured published repository becomes public/
+    done = rotate(
+        settings.public_dir,
+        settings.keys_dir,
+        role,
+        offline=Path(offline) if offline else None,
+        count=root_keys,
+        threshold=threshold,
+    )
+    keys = ", ".join(str(path) for path in done.new_keys)
+    console.say(
+        f"Rotated {role}: root v{done.root_version} trusts {keys} for it "
+        f"(threshold {done.threshold}); published {', '.join(done.published.written)}."
+    )
+    for path in done.removed:
+        console.out.print(f"Deleted the revoked key {path}.", soft_wrap=True, markup=False)
+    for where in done.revoked_elsewhere:
+        console.warn(f"{where} still holds a revoked {role} key: replace or remove it.")
+
+
+@task
+@_friendly
+def refresh(c: Context) -> None:
+    """Re-sign the timestamp (and snapshot, targets or root when due) without a release: the
+    scheduled job that keeps installations updating. Changes no target."""
+    from commonshelf.catalogue import origin
+    from commonshelf.catalogue.signing import Publisher, load_keys
+
+    settings = _settings()
+    origin.sync(settings, console.say)  # a configured published repository becomes public/
+    result = Publisher(settings.public_dir, load_keys(settings.keys_dir)).refresh()
+    for note in result.notes:
+        console.warn(note)
+    said = ", ".join(result.written) or "nothing was due"
+    console.out.print(f"refresh: {said}.", soft_wrap=True, markup=False)
+    for role, expires in result.expires.items():
+        console.out.print(f"  {role}.json valid until {expires:%Y-%m-%dT%H:%M:%SZ}")
+
+
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
+
+
+# ---- the namespace: every task above at the top level, plus `keys.init` and `keys.rotate`
+# (dotted names need a Collection). Keep this block last: a task defined below it is unlisted.
+
+
+def _namespace() -> Any:
+    from invoke import Collection, Task
+
+    keys = Collection("keys")
+    keys.add_task(keys_init, name="init")
+    keys.add_task(keys_rotate, name="rotate")
+    flat = [
+        t for t in globals().values() if isinstance(t, Task) and t not in (keys_init, keys_rotate)
+    ]
+    return Collection(*flat, keys)
+
+
+ns = _namespace()

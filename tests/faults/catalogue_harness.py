@@ -308,7 +308,7 @@ def _build_world(base: Path, settings: Settings, client: docker.DockerClient) ->
         server.up()
         root_file = shelf.public_dir / "metadata" / "1.root.json"
         code, _, err = world.cli(
-            "init", "--repository", server.url, "--root", str(root_file),
+            "init", "--repository", server.url, "--root", str(root_file), "--channel", "testing",
             "--http-port", str(world.http_port), "--namespace", world.namespace,
         )  # fmt: skip
         assert code == 0, err

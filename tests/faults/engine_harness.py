@@ -360,7 +360,11 @@ def _make(root: Path, settings: Settings, client: docker.DockerClient) -> World:
         url = ensure_catalogue_server(shelf)
         root_json = shelf.public_dir / "metadata" / "1.root.json"
         world.agent().init(
-            url, root_json.read_bytes(), http_port=world.http_port, namespace=world.namespace
+            url,
+            root_json.read_bytes(),
+            http_port=world.http_port,
+            namespace=world.namespace,
+            channel="testing",
         )
         world.agent().install(APP, version)
         world.assert_serves(version)

@@ -140,6 +140,8 @@ def test_unattended_agent_keeps_a_database_app_serving_and_its_data(
         str(installation.http_port),
         "--namespace",
         installation.namespace,
+        "--channel",
+        "testing",
     )
     assert code == 0
 

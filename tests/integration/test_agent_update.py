@@ -13,9 +13,11 @@ from pathlib import Path
 import docker
 
 from commonshelf.catalogue.catalog import Catalog
+from commonshelf.ci import channels
 from commonshelf.ci.levels import MAX_LEVEL
 from commonshelf.ci.pipeline import DemoInstallation, run_pipeline
 from commonshelf.ci.promote import release
+from commonshelf.ci.republish import republish
 from commonshelf.ci.stages import Shelf
 from commonshelf.installation import swarm, updates
 from commonshelf.installation.agent import Agent
@@ -163,3 +165,36 @@ def test_update_keeps_data_and_a_failing_update_rolls_back(
         page = archive.extractfile("./mine.html")
         assert page is not None and page.read() == b"rewritten by a broken migration\n"
     assert {harmful, broken} <= set(load_policy(home, APP).bad)
+
+    # --- the publisher revokes the running version: no newer version may run here (the two
+    # newer ones failed here), so the next run goes back to the version it replaced, with the
+    # data it had then, and what was written since stays in a safety backup
+    _exec_in_app(docker_client, service, "echo 'written after the update' > /srv/www/late.html")
+    done = republish(workspace, channels.revoke(APP, new, "serves stale pages"))
+    assert done.published
+    [withdrawn] = updates.update(Agent(home, docker_client), None, automatic=True)
+    assert (withdrawn.action, withdrawn.from_version, withdrawn.to_version) == (
+        "rollback",
+        new,
+        old,
+    ), withdrawn
+    assert "revoked it (serves stale pages)" in withdrawn.sentence, withdrawn.sentence
+    assert Agent(home, docker_client).record(APP).version == old
+    wait_for_page(installation.http_port, f"{APP}.localhost", "Your site is live")
+    assert (
+        get_app(installation.http_port, f"{APP}.localhost", "/mine.html").text
+        == "written by the user\n"
+    )
+    safety_backups = [
+        b
+        for b in (home / "backups" / APP).iterdir()
+        if json.loads((b / "backup.json").read_text())["reason"] == "safety"
+    ]
+    late = []
+    for folder_ in safety_backups:
+        with tarfile.open(folder_ / "content.tar") as archive:
+            late += [m.name for m in archive.getmembers() if m.name == "./late.html"]
+    assert late, "what was written after the update is kept in a safety backup"
+    # and it stays there: the revoked version is never applied again
+    [held] = updates.update(Agent(home, docker_client), None, automatic=True)
+    assert (held.outcome, held.from_version) == ("held", old), held

@@ -309,6 +309,8 @@ def test_an_apps_secret_is_generated_on_install_and_written_nowhere_else(
         str(installation.http_port),
         "--namespace",
         installation.namespace,
+        "--channel",
+        "testing",
     )
     assert init.returncode == 0, init.stderr
     install = _commonshelf(home, "install", APP, "--json")

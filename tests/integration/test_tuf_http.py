@@ -97,7 +97,7 @@ def test_expired_timestamp_is_refused(repo: tuple[str, Path, SigningKeys], tmp_p
     timestamp.sign(keys.signers["timestamp"])
     path.write_bytes(timestamp.to_bytes(JSONSerializer()))
     sub = Subscription.create(tmp_path / "home", url, _root(public))
-    with pytest.raises(TrustError, match=r"expired.*Fix: the publisher must run `invoke release`"):
+    with pytest.raises(TrustError, match=r"expired.*Fix: the publisher must run `invoke refresh`"):
         sub.fetch("catalog.json")
 
 

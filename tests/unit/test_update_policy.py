@@ -110,3 +110,24 @@ def test_windows_may_wrap_past_midnight_and_are_validated() -> None:
     for bad in ("2-5", "25:00-01:00", "02:00"):
         with pytest.raises(DeployError, match="HH:MM-HH:MM"):
             check_window(bad)
+
+
+def test_a_revoked_running_version_moves_on_despite_the_window_and_auto() -> None:
+    closed = AppPolicy(auto="patch", window="02:00-03:00")  # noon: outside the window
+    versions = {"1.1.0+2": _entry(revoked="leaks the admin token"), "1.2.0+3": _entry()}
+    held = _decide({"1.1.0+2": _entry(), "1.2.0+3": _entry()}, closed)
+    assert held.target is None  # a minor version outside the window: held as usual
+    moved = _decide(versions, closed)
+    assert moved.target == "1.2.0+3"
+    assert moved.why == "1.1.0+2 was revoked by the publisher (leaks the admin token)"
+
+
+def test_a_revoked_running_version_never_moves_to_a_major_or_bad_version_by_itself() -> None:
+    versions = {
+        "1.1.0+2": _entry(revoked="broken"),
+        "2.0.0+3": _entry(),
+        "1.1.1+2": _entry(level=3),
+    }
+    decision = _decide(versions)
+    assert decision.target is None
+    assert "major" in decision.held["2.0.0+3"] and "level 3" in decision.held["1.1.1+2"]

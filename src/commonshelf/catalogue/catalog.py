@@ -4,21 +4,52 @@
 installations read nothing about apps that is not in it. Versions are kept forever
 (an installation may be several releases behind), so upgrades can be tested from,
 and applied from, any published version. The models are in `catalogue.contract`.
+
+`catalog.json` is the full record. Each channel is a view of it published beside it
+(`channels/<channel>/catalog.json`, same model, same signatures): an installation follows
+one (docs/design.md, "Channels").
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import semver
 
-from commonshelf.catalogue.contract import AppEntry, PlatformComponent, VersionEntry
+from commonshelf.catalogue.contract import (
+    CHANNELS,
+    Advisory,
+    AppEntry,
+    Channel,
+    PlatformComponent,
+    VersionEntry,
+)
 from commonshelf.platform.errors import CommonshelfError
 from commonshelf.platform.loaders import CATALOGUE, InputError, load_json_bytes
 
 SCHEMA = 2
+FULL_TARGET = "catalog.json"  # every version of every app: the record, and what old installs read
+
+
+def channel_target(channel: Channel) -> str:
+    """The TUF target path of a channel's catalogue."""
+    return f"channels/{channel}/catalog.json"
+
+
+def first_fix(affected: Iterable[str], released: Iterable[str]) -> str:
+    """The oldest of `released` newer than every `affected` version and not affected itself
+    ("" while none is): the version an advisory's `fixed_in` names."""
+    hit = set(affected)
+    newest = max(hit, key=semver.Version.parse)
+    later = [
+        v
+        for v in released
+        if v not in hit and semver.Version.parse(v) > semver.Version.parse(newest)
+    ]
+    return min(later, key=semver.Version.parse) if later else ""
 
 
 class CatalogError(CommonshelfError):
@@ -96,6 +127,23 @@ class Catalog(msgspec.Struct, kw_only=True):
         versions = self.versions(app)
         return max(versions, key=semver.Version.parse) if versions else None
 
+    def channel_view(self, channel: Channel) -> Catalog:
+        """What an installation following `channel` reads. "testing" lists every version
+        (stable ones included), "stable" only stable ones and leaves out apps with none.
+        Revoked versions stay listed (marked), so installations running one see why they move
+        away. An app's advisories keep the versions the view lists, and `fixed_in` names the
+        first of those that fixes them (never a version this view hides)."""
+        wanted = CHANNELS if channel == "testing" else (channel,)
+        apps: dict[str, AppEntry] = {}
+        for name, app in self.apps.items():
+            versions = {v: e for v, e in app.versions.items() if e.channel in wanted}
+            if len(versions) == len(app.versions):
+                apps[name] = app
+            elif versions:
+                advisories = _advisories_within(app.advisories, versions)
+                apps[name] = msgspec.structs.replace(app, versions=versions, advisories=advisories)
+        return msgspec.structs.replace(self, apps=apps)
+
     # ---- writing (release job only)
 
     def add_version(
@@ -122,6 +170,20 @@ class Catalog(msgspec.Struct, kw_only=True):
         }
 
 
+def _advisories_within(
+    advisories: tuple[Advisory, ...], versions: dict[str, VersionEntry]
+) -> tuple[Advisory, ...]:
+    """The advisories as a view listing only `versions` tells them."""
+    allowed = [v for v, e in versions.items() if not e.revoked]
+    out = []
+    for advisory in advisories:
+        affected = tuple(v for v in advisory.affected if v in versions)
+        if affected:
+            fixed = first_fix(affected, allowed)
+            out.append(msgspec.structs.replace(advisory, affected=affected, fixed_in=fixed))
+    return tuple(out)
+
+
 def _check_version(origin: str, app: str, version: str) -> None:
     if not semver.Version.is_valid(version):
         raise CatalogError(
@@ -131,13 +193,17 @@ def _check_version(origin: str, app: str, version: str) -> None:
 
 
 class ReleasedVersion(msgspec.Struct, frozen=True, kw_only=True):
-    """One version as a committed catalogue records it: enough to rebuild it from git."""
+    """One version as a committed catalogue records it: enough to rebuild it from git, and
+    what a rebuild keeps (its channel, when it was promoted, why it was revoked)."""
 
     app: str
     version: str
     commit: str
     content_hash: str
     released: str
+    channel: Channel = "stable"
+    promoted: str = ""
+    revoked: str = ""
 
 
 def released_records(data: bytes, origin: str) -> list[ReleasedVersion]:
@@ -164,6 +230,13 @@ def released_records(data: bytes, origin: str) -> list[ReleasedVersion]:
                     f"{origin}: apps.{app}.versions.{version} is not an object.",
                     "restore catalog.json from git.",
                 )
+            channel = meta.get("channel", "stable")  # before channels: stable
+            if channel not in CHANNELS:
+                raise CatalogError(
+                    f"{origin}: apps.{app}.versions.{version}.channel is {channel!r}, not one "
+                    f"of {', '.join(CHANNELS)}.",
+                    "restore catalog.json from git.",
+                )
             out.append(
                 ReleasedVersion(
                     app=str(app),
@@ -171,6 +244,9 @@ def released_records(data: bytes, origin: str) -> list[ReleasedVersion]:
                     commit=str(meta.get("commit", "")).removesuffix("-dirty"),
                     content_hash=str(meta.get("content_hash", "")),
                     released=str(meta.get("released", "")),
+                    channel="testing" if channel == "testing" else "stable",
+                    promoted=str(meta.get("promoted", "")),
+                    revoked=str(meta.get("revoked", "")),
                 )
             )
     return sorted(out, key=lambda r: (r.app, semver.Version.parse(r.version)))

@@ -239,8 +239,16 @@ class Vetting(msgspec.Struct, frozen=True, kw_only=True):
     scan: ScanSummary = ScanSummary()
 
 
+Channel = Literal["testing", "stable"]
+CHANNELS: tuple[Channel, ...] = ("stable", "testing")
+
+
 class VersionEntry(msgspec.Struct, frozen=True, kw_only=True):
-    """One released version: where it came from, what it runs, what CI proved."""
+    """One released version: where it came from, what it runs, what CI proved.
+
+    `channel`: a new version lands in "testing"; `invoke promote` moves it to "stable" and
+    records when (`promoted`). Versions released before channels existed read as stable
+    (the default), with no promotion time."""
 
     released: str
     commit: str
@@ -250,6 +258,8 @@ class VersionEntry(msgspec.Struct, frozen=True, kw_only=True):
     changes: str = ""
     rebuilt: str = ""  # when it was rebuilt from its commit on another publishing host
     revoked: str = ""  # why the publisher withdrew it; installations never install it
+    channel: Channel = "stable"
+    promoted: str = ""  # when it moved from testing to stable ("" before channels existed)
 
 
 class Advisory(msgspec.Struct, frozen=True, kw_only=True):

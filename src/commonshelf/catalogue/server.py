@@ -7,6 +7,13 @@ with one short plain-text line and names no software version, so what a poll cos
 is what it costs against any plain static host. It can count what it sends (`Traffic`),
 so tests and benchmarks measure a poll at the server, where an installation's cost lands.
 
+It answers conditional requests as a static host or CDN would: every file carries an `ETag`
+(from its content, so a replaced `timestamp.json` never keeps an old tag however fast it is
+rewritten) and `Last-Modified`; `If-None-Match` (or, without it, `If-Modified-Since`)
+answers 304 with no body. A folder is served only through its `index.html` (the catalogue
+page), and nothing outside the folder is ever served: `..`, hidden names and symbolic
+links that lead out are all 404.
+
 Run it in the foreground with
 `python -m commonshelf.catalogue.server --directory public --bind 127.0.0.1 8700`.
 """
@@ -15,16 +22,20 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import email.utils
+import hashlib
 import http.server
 import io
 import os
 import sys
 import threading
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC
 from http import HTTPStatus
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from commonshelf.platform import environment
 from commonshelf.platform.errors import CommonshelfError
@@ -33,6 +44,18 @@ from commonshelf.platform.settings import Settings
 from commonshelf.platform.wait import poll
 
 MODULE = "commonshelf.catalogue.server"
+INDEX = "index.html"
+# by suffix, not from the machine's /etc/mime.types: the same answer on every host
+CONTENT_TYPES = {
+    ".json": "application/json",
+    ".html": "text/html; charset=utf-8",
+    ".yml": "application/yaml",
+    ".yaml": "application/yaml",
+    ".txt": "text/plain; charset=utf-8",
+    ".md": "text/markdown; charset=utf-8",
+    ".png": "image/png",
+}
+ETAG_HEX = 32  # 128 bits of the content's sha256: unique enough, and a poll stays small
 
 
 @dataclass(frozen=True)
@@ -106,8 +129,10 @@ class _Counting(io.BufferedIOBase):
 
 
 class StaticHandler(http.server.SimpleHTTPRequestHandler):
-    """Files of one folder by GET or HEAD; anything else (a folder, a missing file, another
-    method) is a one-line plain-text error. No listings: a mirror shows only what is signed."""
+    """Files of one folder by GET or HEAD, with validators (ETag, Last-Modified) and 304s;
+    anything else (a folder without an index, a missing file, a path leaving the folder,
+    another method) is a one-line plain-text error. No listings: a mirror shows only what
+    is signed."""
 
     server_version = "commonshelf"
     error_message_format = "%(code)d %(message)s\n"
@@ -120,6 +145,7 @@ class StaticHandler(http.server.SimpleHTTPRequestHandler):
         self._log = log
         self._status = 0
         self._header_bytes = 0
+        self._root = Path(directory).resolve()
         super().__init__(*args, directory=directory)
 
     def version_string(self) -> str:
@@ -139,11 +165,83 @@ class StaticHandler(http.server.SimpleHTTPRequestHandler):
             if self._traffic is not None:
                 self._traffic.closed()
 
-    def send_head(self) -> Any:
-        if os.path.isdir(self.translate_path(self.path)):
+    def guess_type(self, path: Any) -> str:
+        return CONTENT_TYPES.get(Path(str(path)).suffix.lower(), "application/octet-stream")
+
+    def local_file(self) -> Path | None:
+        """The regular file inside the served folder that the request names, or None.
+
+        Refused rather than normalised: `.` and `..` segments, hidden names (a publish's
+        temporary files), NUL, undecodable bytes, and any path whose real location (symbolic
+        links followed) is outside the folder. A folder stands for its index.html."""
+        wanted = self.path.split("?", 1)[0].split("#", 1)[0]  # as http.server: `//x` is a path
+        try:
+            text = urllib.parse.unquote(wanted, errors="strict")
+        except UnicodeDecodeError:
+            return None
+        words = [word for word in text.split("/") if word]
+        if any(word.startswith(".") or "\\" in word or "\0" in word for word in words):
+            return None
+        try:
+            found = self._root.joinpath(*words).resolve(strict=True)
+            if text.endswith("/"):  # a folder, by its index; a file named so is not found
+                found = (found / INDEX).resolve(strict=True) if found.is_dir() else self._root
+            inside = found.is_relative_to(self._root) and found.is_file()
+        except (OSError, RuntimeError, ValueError):  # missing, a symlink loop, an odd name
+            return None
+        return found if inside else None
+
+    def send_head(self) -> BinaryIO | None:
+        path = self.local_file()
+        if path is None:
             self.send_error(HTTPStatus.NOT_FOUND, "File not found")
             return None
-        return super().send_head()
+        try:
+            stream = path.open("rb")
+        except OSError:
+            self.send_error(HTTPStatus.NOT_FOUND, "File not found")
+            return None
+        try:
+            digest = hashlib.file_digest(stream, "sha256").hexdigest()  # the bytes sent
+            stream.seek(0)
+            stat = os.fstat(stream.fileno())  # the file opened, even if replaced since
+            etag = f'"{digest[:ETAG_HEX]}"'
+            modified = int(stat.st_mtime)
+            if self._not_modified(etag, modified):
+                self.send_response(HTTPStatus.NOT_MODIFIED)
+                self.send_header("ETag", etag)
+                self.send_header("Last-Modified", self.date_time_string(modified))
+                self.end_headers()
+                stream.close()
+                return None
+            self.send_response(HTTPStatus.OK)
+            self.send_header("Content-Type", self.guess_type(path))
+            self.send_header("Content-Length", str(stat.st_size))
+            self.send_header("ETag", etag)
+            self.send_header("Last-Modified", self.date_time_string(modified))
+            self.end_headers()
+            return stream
+        except BaseException:
+            stream.close()
+            raise
+
+    def _not_modified(self, etag: str, modified: int) -> bool:
+        """RFC 9110 13.2.2: If-None-Match decides when present (weak comparison, `*`);
+        otherwise If-Modified-Since, if it parses, against the whole-second mtime."""
+        tags = self.headers.get("If-None-Match")
+        if tags is not None:
+            wanted = {tag.strip().removeprefix("W/") for tag in tags.split(",")}
+            return "*" in wanted or etag in wanted
+        since = self.headers.get("If-Modified-Since")
+        if since is None:
+            return False
+        try:
+            when = email.utils.parsedate_to_datetime(since)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return False  # an unreadable date is ignored, as the RFC says
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        return modified <= when.timestamp()
 
     def send_response(self, code: int, message: str | None = None) -> None:
         self._status = int(code)

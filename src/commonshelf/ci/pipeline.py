@@ -18,6 +18,7 @@ from pathlib import Path
 
 import docker
 
+from commonshelf.catalogue import origin
 from commonshelf.catalogue.catalog import Catalog
 from commonshelf.catalogue.server import ensure_catalogue_server
 from commonshelf.ci import history
@@ -39,11 +40,15 @@ def open_shelf(settings: Settings, say: Say = quiet) -> Shelf:
     shelf = Shelf(settings, say)
 
     one_at_a_time = threading.Lock()
+    synced: list[bool] = []
 
     def ensure_history(apps: Collection[str] | None = None) -> None:
         if history.in_rebuild():  # a released version's own upgrade check, during the rebuild
             return
         with one_at_a_time:  # a recipe's upgrade check waits for its released version
+            if not synced:  # a configured published repository holds the released versions:
+                origin.sync(settings, say)  # nothing it holds is rebuilt
+                synced.append(True)
             history.rebuild(shelf, say, apps)
 
     shelf.history = ensure_history
@@ -64,7 +69,8 @@ def demo_installation(
     agent = Agent(home or settings.state_dir / "agent", client)
     root = (settings.public_dir / "metadata" / "1.root.json").read_bytes()
     say(f"Installation: subscribing to {url} (proxy on port {http_port})")
-    agent.init(url, root, http_port=http_port, namespace=namespace, force=True)
+    # the demo follows testing, where a release lands (stable waits for `invoke promote`)
+    agent.init(url, root, http_port=http_port, namespace=namespace, force=True, channel="testing")
     urls = []
     for app in apps:
         record, changed = agent.install(app)

@@ -19,7 +19,8 @@ import msgspec
 import semver
 import yaml
 
-from commonshelf.catalogue import signing
+from commonshelf.catalogue import html as catalogue_page
+from commonshelf.catalogue import origin, reproducible, signing
 from commonshelf.catalogue.catalog import Catalog, ReleasedVersion
 from commonshelf.catalogue.contract import (
     CheckOutcome,
@@ -35,10 +36,10 @@ from commonshelf.catalogue.notes import append_releases, release_notes
 from commonshelf.ci import images
 from commonshelf.ci.contract_for import runtime_for
 from commonshelf.ci.evidence import Evidence, EvidenceStore
+from commonshelf.ci.republish import publish_catalogue
 from commonshelf.platform import vcs
 from commonshelf.platform.clock import now_iso
 from commonshelf.platform.errors import ReleaseError
-from commonshelf.platform.fsutil import write_bytes_atomic
 from commonshelf.platform.settings import Settings
 from commonshelf.recipes.compose import load_compose
 from commonshelf.recipes.model import Recipe, changelog_entry
@@ -129,6 +130,7 @@ def _version_entry(
         raise ReleaseError(f"{recipe.name}: evidence without test or scan gate.")
     sboms = scan.sboms
     return VersionEntry(
+        channel="testing",  # `invoke promote` (or promote-due) moves it to stable
         released=released_at or now_iso(),
         commit=commit,
         content_hash=evidence.content_hash,
@@ -212,7 +214,11 @@ def release(
     released from: its entry keeps that commit and first release time, and adds no notes."""
     outcome = ReleaseOutcome()
     keys, outcome.new_keys = signing.load_or_create_keys(settings.keys_dir)
-    catalog = Catalog.load(settings.catalog_path)
+    # a configured published repository (COMMONSHELF_PUBLISHED_URL/_DIR), verified against the
+    # pinned root, becomes public/: the release appends to it and never starts a new chain
+    published = origin.sync(settings, say)
+    catalog = origin.base_catalog(settings, published)
+    when = reproducible.source_date(settings.root)  # not the clock: same inputs, same bytes
     # (a history rebuild starts a repository beside the other apps' entries, which it keeps
     # as they were: it rebuilds only the apps being vetted)
     if (
@@ -274,12 +280,18 @@ def release(
         say(f"Releasing {recipe.name} {recipe.version}")
         pushed = _push_all(client, settings, recipe, evidence)
         entry = _version_entry(
-            recipe, evidence, pushed, commit, sboms, rebuilt.released if rebuilt else None
+            recipe, evidence, pushed, commit, sboms, rebuilt.released if rebuilt else when
         )
         for service, ref in entry.vetting.scan.sboms.items():
             targets[ref.path] = sboms[service]
         if rebuilt:
-            entry = msgspec.structs.replace(entry, rebuilt=now_iso())
+            entry = msgspec.structs.replace(
+                entry,
+                rebuilt=when,
+                channel=rebuilt.channel,
+                promoted=rebuilt.promoted,
+                revoked=rebuilt.revoked,
+            )
         targets[entry.runtime.compose] = pinned_compose(
             recipe, {s: p.image for s, p in pushed.items()}
         )
@@ -304,14 +316,15 @@ def release(
     if _release_proxy(client, settings, catalog, base_tag, commit, targets):
         notes.append(f"- Installation proxy {catalog.platform[PROXY].version}")
     if targets:
-        catalog.generated = now_iso()
+        catalog.generated = when
         catalog.commit = commit
-        targets["catalog.json"] = catalog.to_bytes()
-    result = signing.Publisher(settings.public_dir, keys).publish(targets)
-    outcome.published = bool(targets)
-    outcome.targets_version = result.targets_version
-    if targets:
-        write_bytes_atomic(settings.catalog_path, targets["catalog.json"])
+        outcome.targets_version = publish_catalogue(settings, catalog, targets)
+        outcome.published = True
         if not rebuilt:
-            append_releases(settings, release_notes(catalog, notes, result.targets_version))
+            append_releases(settings, release_notes(catalog, notes, outcome.targets_version))
+    else:  # nothing new: re-sign what is near expiry; the page is written again (a synced
+        # public/ holds only the TUF files)
+        result = signing.Publisher(settings.public_dir, keys).publish({})
+        outcome.targets_version = result.targets_version
+        catalogue_page.write_page(settings.public_dir, Catalog.load(settings.catalog_path))
     return outcome

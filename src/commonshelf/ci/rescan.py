@@ -21,16 +21,15 @@ from pathlib import Path
 import msgspec
 import semver
 
-from commonshelf.catalogue import signing
-from commonshelf.catalogue.catalog import Catalog
+from commonshelf.catalogue import origin, reproducible
 from commonshelf.catalogue.contract import Advisory, AppEntry, TargetRef, VersionEntry
 from commonshelf.catalogue.notes import append_releases
 from commonshelf.ci import image_scan, scan, scan_policy, vulndb
 from commonshelf.ci.promote import sbom_path
+from commonshelf.ci.republish import publish_catalogue
 from commonshelf.platform import trivy
 from commonshelf.platform.clock import now_iso
 from commonshelf.platform.errors import ReleaseError
-from commonshelf.platform.fsutil import write_bytes_atomic
 from commonshelf.platform.settings import Settings
 
 
@@ -122,7 +121,8 @@ def _advisories(
 def rescan(settings: Settings, say: Callable[[str], None] = print) -> RescanOutcome:
     """Check every released version against the current DB; publish what changed."""
     outcome = RescanOutcome()
-    catalog = Catalog.load(settings.catalog_path)
+    published = origin.sync(settings, say)  # a configured published repository is extended
+    catalog = origin.base_catalog(settings, published)
     public = settings.public_dir
     if catalog.apps and not (public / "metadata" / "1.root.json").exists():
         raise ReleaseError(
@@ -179,13 +179,10 @@ def rescan(settings: Settings, say: Callable[[str], None] = print) -> RescanOutc
         say("Nothing changed: every released version is as the catalogue already says.")
         return outcome
     catalog.apps = apps
-    catalog.generated = now_iso()
-    targets["catalog.json"] = catalog.to_bytes()
-    keys, _ = signing.load_or_create_keys(settings.keys_dir)
-    result = signing.Publisher(public, keys).publish(targets)
-    write_bytes_atomic(settings.catalog_path, targets["catalog.json"])
-    outcome.published, outcome.targets_version = True, result.targets_version
-    append_releases(settings, _notes(outcome, result.targets_version))
+    catalog.generated = reproducible.source_date(settings.root)
+    outcome.targets_version = publish_catalogue(settings, catalog, targets)
+    outcome.published = True
+    append_releases(settings, _notes(outcome, outcome.targets_version))
     return outcome
 
 

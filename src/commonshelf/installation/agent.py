@@ -18,10 +18,12 @@ from typing import Any, ParamSpec, TypeVar
 
 import docker
 import msgspec
+from tuf.api.metadata import Metadata, Targets
+from tuf.api.serialization import DeserializationError
 
-from commonshelf.catalogue.catalog import Catalog
-from commonshelf.catalogue.contract import Runtime
-from commonshelf.installation import journal, swarm, updates
+from commonshelf.catalogue.catalog import FULL_TARGET, Catalog, channel_target
+from commonshelf.catalogue.contract import Channel, Runtime
+from commonshelf.installation import choice, journal, swarm, updates
 from commonshelf.installation.admission import check_architecture, validated_settings
 from commonshelf.installation.deployer import Deployer
 from commonshelf.installation.lock import agent_lock
@@ -39,7 +41,7 @@ from commonshelf.platform.errors import CommonshelfError, DeployError
 from commonshelf.platform.loaders import COMPOSE, load_yaml_bytes
 
 DEFAULT_HOME = Path("/var/lib/commonshelf/agent")
-CATALOG_TARGET = "catalog.json"
+CATALOG_TARGET = FULL_TARGET  # what a repository published before channels offers
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -95,6 +97,8 @@ class Agent:
         self._client = client
         self._subscription: Subscription | None = None
         self._catalog: Catalog | None = None
+        self._channel: Channel | None = None
+        self.catalog_target = ""  # the target `catalog()` read: the channel's, or the full one
         self._holding = 0
 
     # ---- state
@@ -169,12 +173,30 @@ class Agent:
             )
         return installed[app]
 
+    def channel(self) -> Channel:
+        """The channel this installation follows (its config's; "stable" before it has one)."""
+        if self._channel is None:
+            self._channel = self.config().channel if self.config_path.exists() else "stable"
+        return self._channel
+
+    def follow(self, channel: Channel) -> None:
+        """Read `channel`'s catalogue from now on (init and import set it before the config
+        that names it is written)."""
+        if channel != self._channel:
+            self._channel, self._catalog = channel, None
+
     def catalog(self) -> Catalog:
-        """The verified catalogue: refreshed once per Agent (TUF refresh + target check)."""
+        """The verified catalogue of the channel followed: refreshed once per Agent (TUF
+        refresh + target check). A repository published before channels signs only the full
+        catalogue: that one is read then, and `catalog_target` says so."""
         if self._catalog is None:
             subscription = self.subscription()
             subscription.refresh()
-            self._catalog = Catalog.from_bytes(subscription.fetch(CATALOG_TARGET), CATALOG_TARGET)
+            target = channel_target(self.channel())
+            if not _signs(subscription, target):
+                target = CATALOG_TARGET
+            self._catalog = Catalog.from_bytes(subscription.fetch(target), target)
+            self.catalog_target = target
         return self._catalog
 
     def compose(self, target: str) -> dict[str, Any]:
@@ -210,6 +232,7 @@ class Agent:
         namespace: str = "",
         min_level: int = 7,
         force: bool = False,
+        channel: Channel = "stable",
     ) -> InstallationConfig:
         """Pin the root, check the repository, and deploy the installation's proxy."""
         config = InstallationConfig(
@@ -219,13 +242,15 @@ class Agent:
             namespace=namespace,
             min_level=min_level,
             data_node=self.local_node(),
+            channel=channel,
         )
         if self.config_path.exists() and not force:
             current = self.config()
             if msgspec.structs.replace(current, data_node=config.data_node) != config:
                 raise DeployError(
                     f"{self.home} is already an installation of {current.repository} "
-                    f"(port {current.http_port}, domain {current.domain}).",
+                    f"(port {current.http_port}, domain {current.domain}, channel "
+                    f"{current.channel}).",
                     "use --force to change it, or another --home.",
                 )
         self.home.mkdir(parents=True, exist_ok=True)
@@ -233,6 +258,7 @@ class Agent:
             self.home / "tuf", config.repository, root, force=force, verify=True
         )  # already refreshed
         self._catalog = None
+        self.follow(channel)
         catalog = self.catalog()  # the repository must verify before this becomes the config
         write_record(self.config_path, config)
         self.deploy_proxy(catalog, config)
@@ -259,12 +285,12 @@ class Agent:
         deployer = self.deployer(config)
         current = deployer.installed().get(app)
         if version is None and current is None:
-            version = updates.newest_allowed(self, app)
+            version = choice.newest_allowed(self, app)
         elif version is None and current is not None:  # what `update APP` would move it to
-            [(_, _, decision)] = updates.plan(self, [app], automatic=False)
+            [(_, _, decision)] = choice.plan(self, [app], automatic=False)
             version = decision.target or current.version
         version, entry = catalog.version(app, version)
-        refusal = updates.refusal(self, app, version)
+        refusal = choice.refusal(self, app, version)
         if refusal:
             raise DeployError(f"{app} {version} {refusal}; nothing was changed.", refusal_fix(app))
         check_architecture(app, version, entry.runtime)
@@ -345,6 +371,18 @@ class Agent:
                 AppStatus("", "", None, config.repository, [], mine.sentence, mine.at, mine.outcome)
             )
         return out
+
+
+def _signs(subscription: Subscription, target: str) -> bool:
+    """Whether the targets metadata this refresh verified signs `target` (python-tuf keeps
+    the verified copy as metadata/targets.json). Only which path to read depends on it: the
+    bytes read are verified by `fetch` as always. Unreadable: True, so `fetch` names the
+    problem."""
+    try:
+        signed = Metadata[Targets].from_file(str(subscription.metadata_dir / "targets.json"))
+    except (OSError, ValueError, DeserializationError):
+        return True
+    return target in signed.signed.targets
 
 
 def refusal_fix(app: str) -> str:

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import msgspec
 
+from commonshelf.installation import choice, portability, recovery, sbom, updates, views
 from commonshelf.installation import cli_output as show
-from commonshelf.installation import portability, recovery, sbom, updates, views
 from commonshelf.installation.agent import DEFAULT_HOME, Agent
 from commonshelf.installation.policy import AppPolicy, check_window, load_policy, save_policy
 from commonshelf.platform import console
@@ -56,6 +56,12 @@ def _parser() -> argparse.ArgumentParser:
     init.add_argument("--namespace", default="", help="prefix for stack and network names")
     init.add_argument(
         "--min-level", type=int, default=7, help="lowest vetting level to install (default 7)"
+    )
+    init.add_argument(
+        "--channel",
+        choices=["stable", "testing"],
+        default="stable",
+        help="follow promoted versions only (stable, the default) or every new one (testing)",
     )
     init.add_argument("--force", action="store_true", help="replace an existing configuration/root")
     init.add_argument(
@@ -141,7 +147,7 @@ def run(argv: list[str] | None = None) -> int:
         case "apps":
             show.apps(agent, as_json)
         case "info":
-            show.info(views.info(agent, args.app), as_json)
+            show.info(views.info(agent, args.app), as_json, agent)
         case "sbom":
             wanted, data = sbom.fetch(agent, args.app, args.version, args.service)
             if args.out is None:
@@ -159,7 +165,7 @@ def run(argv: list[str] | None = None) -> int:
                 console.out.print(f"{verb} {record.app} {record.version} at {record.url}")
         case "update":
             if args.check or args.dry_run:
-                show.plan(updates.plan(agent, args.apps or None, automatic=False), as_json)
+                show.plan(choice.plan(agent, args.apps or None, automatic=False), as_json)
             else:
                 events = updates.update(agent, args.apps or None, to=args.to)
                 show.events(events, as_json, "Everything is up to date.")

@@ -11,6 +11,7 @@ import msgspec
 from rich.table import Table
 from rich.text import Text
 
+from commonshelf.catalogue.catalog import FULL_TARGET
 from commonshelf.installation import journal, updates, views
 from commonshelf.installation.backup import Backup
 from commonshelf.installation.policy import AppPolicy, Decision
@@ -42,14 +43,31 @@ def init(agent: Agent, args: argparse.Namespace) -> None:
         namespace=args.namespace,
         min_level=args.min_level,
         force=args.force,
+        channel=args.channel,
     )
     timer = enable_timer(agent.home, _executable()) if args.enable_timer else ""
     if args.json:
-        console.print_json({**msgspec.to_builtins(config), "timer": timer})
+        console.print_json(
+            {**msgspec.to_builtins(config), "catalogue": agent.catalog_target, "timer": timer}
+        )
         return
-    console.out.print(f"Subscribed to {config.repository}; proxy on port {config.http_port}.")
+    console.out.print(
+        f"Subscribed to {config.repository} ({following(agent)}); proxy on port {config.http_port}."
+    )
     if timer:
         console.out.print(timer)
+
+
+def following(agent: Agent) -> str:
+    """The channel the installation follows, and whether the repository offers it yet (a
+    repository published before channels signs only its full catalogue, which is read then)."""
+    channel = agent.channel()
+    if agent.catalog_target == FULL_TARGET:
+        return (
+            f"channel {channel}, but the repository publishes no channel catalogues yet: every "
+            f"version in its {FULL_TARGET} is offered until it does"
+        )
+    return f"channel {channel}"
 
 
 def _executable() -> Any:
@@ -77,6 +95,7 @@ def apps(agent: Agent, as_json: bool) -> None:
                 "title": entry.title,
                 "latest": latest,
                 "level": entry.versions[latest].vetting.level if latest else None,
+                "channel": entry.versions[latest].channel if latest else None,
                 "installed": installed[name].version if name in installed else None,
                 "advisories": found.count if found else None,
                 "worst": (found.worst or None) if found else None,
@@ -92,15 +111,17 @@ def apps(agent: Agent, as_json: bool) -> None:
     for row in rows:
         level = "" if row["level"] is None else str(row["level"])
         found = exposed.get(str(row["app"]))
+        testing = " (testing)" if row["channel"] == "testing" else ""
         table.add_row(
             str(row["app"]),
-            str(row["latest"] or ""),
+            str(row["latest"] or "") + testing,
             level,
             str(row["installed"] or "-"),
             _marked(found.short()) if found else "",
             str(row["description"]),
         )
     console.out.print(table)
+    console.out.print(f"Following {following(agent)}.", soft_wrap=True, markup=False)
 
 
 def _marked(short: str) -> str:
@@ -108,21 +129,38 @@ def _marked(short: str) -> str:
     return short if short == "none" else f"[red]{short}[/red]"
 
 
-def info(view: AppInfo, as_json: bool) -> None:
+def info(view: AppInfo, as_json: bool, agent: Agent) -> None:
+    """The app's entry; `channel` is the one this installation follows, and each version's
+    own channel shows in the versions table."""
     if as_json:
-        console.print_json(msgspec.to_builtins(view))
+        console.print_json(
+            {
+                **msgspec.to_builtins(view),
+                "channel": agent.channel(),
+                "catalogue": agent.catalog_target,
+            }
+        )
         return
+    channels = {v: e.channel for v, e in agent.catalog().versions(view.app).items()}
     out = console.out
     out.print(f"[bold]{view.title}[/bold] ({view.app}, {view.category}): {view.description}")
     out.print(
         f"Installed: {view.installed} at {view.url}" if view.installed else "Not installed here."
     )
     versions = Table(
-        "version", "level", "released", "migration", "here", "advisories", title="Versions"
+        "version",
+        "channel",
+        "level",
+        "released",
+        "migration",
+        "here",
+        "advisories",
+        title=f"Versions ({following(agent)})",
     )
     for v in view.versions:
         versions.add_row(
             v.version,
+            channels.get(v.version, ""),
             str(v.level),
             v.released,
             v.migration,
@@ -196,6 +234,8 @@ def status(agent: Agent, as_json: bool) -> None:
                     "healthy": s.healthy if s.app else None,
                     "advisories": msgspec.to_builtins(found.advisories) if found else None,
                     "worst": (found.worst or None) if found else None,
+                    "channel": agent.channel(),
+                    "catalogue": agent.catalog_target or None,  # None: not verified now
                 }
             )
         console.print_json(rows)
@@ -218,6 +258,7 @@ def status(agent: Agent, as_json: bool) -> None:
         if not s.app:
             line = f"Installation ({s.outcome} at {s.at}): {s.last}"
             console.out.print(line, soft_wrap=True, markup=False)
+    console.out.print(f"Following {following(agent)}.", soft_wrap=True, markup=False)
 
 
 def backup_made(app: str, backup_id: str | None, as_json: bool) -> None:

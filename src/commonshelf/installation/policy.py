@@ -130,6 +130,10 @@ def decide(
     held: dict[str, str] = {}
     allowed: list[str] = []
     windowed: list[str] = []  # held by the maintenance window alone
+    running = versions.get(current)
+    withdrawn = running.revoked if running is not None else ""
+    if withdrawn:  # the publisher withdrew it: neither the window nor `auto` holds a move
+        automatic = False
     for version, entry in versions.items():
         if semver.Version.parse(version).compare(base) <= 0:
             continue
@@ -168,6 +172,10 @@ def decide(
     if not allowed:
         return Decision(target=None, held=held)
     target = max(allowed, key=lambda v: _preference(v, exposure))
+    if withdrawn:
+        return Decision(
+            target=target, held=held, why=f"{current} was revoked by the publisher ({withdrawn})"
+        )
     fixed = [a for a in exposure if target not in a.affected]
     for version in allowed:  # newer, but carries what the target fixes
         still = [a for a in carried(version, exposure) if a in fixed]

@@ -107,6 +107,7 @@ def import_installation(
                 for name in MOVED:
                     if (staging / name).exists():
                         (staging / name).rename(agent.home / name)
+                agent.follow(config.channel)  # the channel the exported installation followed
                 agent.catalog()  # the imported trust metadata verifies the repository
             except BaseException:
                 for name in MOVED:

@@ -228,10 +228,11 @@ def restore(agent: Agent, app: str, backup_id: str | None = None) -> journal.Eve
         )
 
 
-def rollback(agent: Agent, app: str) -> journal.Event:
+def rollback(agent: Agent, app: str, revoked: str = "") -> journal.Event:
     """`commonshelf rollback APP`: back to the version before the last update, with the data
     it had then (what was written since stays in a safety backup). The version left is not
-    applied again automatically."""
+    applied again automatically. `revoked`: the publisher's reason, when a run goes back
+    because the running version was revoked and no newer one may run."""
     with agent.holding("rollback"):
         record = agent.record(app)
         if not record.previous:
@@ -252,15 +253,21 @@ def rollback(agent: Agent, app: str) -> journal.Event:
                 agent.compose(entry.runtime.compose),
                 {k: v for k, v in record.settings.items() if k in entry.runtime.settings},
             )
-        mark_bad(agent.home, app, record.version, "rolled back by the operator")
+        if not revoked:  # (a revoked version is never applied again anyway)
+            mark_bad(agent.home, app, record.version, "rolled back by the operator")
         kept = f"; the data written since is in backup {safety}" if safety else ""
+        why = (
+            f" because the publisher revoked it ({revoked}) and no newer version may run"
+            if revoked
+            else ""
+        )
         return agent.note(
             journal.Event(
                 app=app,
                 action="rollback",
                 outcome="done",
-                sentence=f"Rolled {app} back from {record.version} to {record.previous} on "
-                f"{now_iso()}{kept}; {record.version} will not be applied again "
+                sentence=f"Rolled {app} back from {record.version} to {record.previous}{why} "
+                f"on {now_iso()}{kept}; {record.version} will not be applied again "
                 "automatically.",
                 from_version=record.version,
                 to_version=record.previous,

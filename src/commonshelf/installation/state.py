@@ -12,6 +12,7 @@ from typing import TypeVar
 
 import msgspec
 
+from commonshelf.catalogue.contract import Channel
 from commonshelf.platform.errors import CommonshelfError
 from commonshelf.platform.fsutil import write_bytes_atomic
 from commonshelf.platform.loaders import STATE, load_json
@@ -35,6 +36,9 @@ class InstallationConfig(msgspec.Struct, frozen=True, kw_only=True):
     # the Swarm node id of the engine the agent drives: services holding data (and the proxy)
     # are pinned to it, since backups read volumes through that engine; "" pins nothing
     data_node: str = ""
+    # the catalogue it follows: "stable" (promoted versions only) or "testing" (every new
+    # version); configs written before channels existed read as stable
+    channel: Channel = "stable"
 
     @property
     def proxy_stack(self) -> str:

@@ -22,13 +22,16 @@ refused, nothing is kept until it verifies, and metadata sizes are capped (`_CON
 python-tuf's defaults, written out so that a change is a decision; they are far above our
 needs: a ~0.5 KB timestamp, a one-entry snapshot, ~2 KB roots, and targets.json growing
 ~0.2 KB per released version, ~0.2 MB at 1,000 apps). So a hostile mirror can make one poll
-download ~8 MB at most; each target is capped at its signed length.
+download ~8 MB at most; each target is capped at its signed length. A server that never
+stops sending (an endless or dripping stream) is cut when the file has taken four timeouts
+(`refusals.FILE_TIMEOUTS`): python-tuf reads 400 KB at a time, so a drip would otherwise
+never trip the read timeout. What the operator is told is written in `refusals.py`.
 
 Time: python-tuf compares each role's `expires` with this machine's clock. A clock far
 ahead makes valid metadata look expired (the error names the clock). A clock far behind
 makes nothing expire: TUF has no not-before time, so a slow clock delays the detection of
 expired metadata by its error, widening the window of a freeze attack (a mirror serving an
-old, still-signed state); the timestamp's short lifetime (7 days) bounds it otherwise.
+old, still-signed state); the timestamp's short lifetime (1 day by default) bounds it otherwise.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -45,9 +49,18 @@ from tuf.api import exceptions as tuf_errors
 from tuf.api.metadata import Metadata, Root, TargetFile
 from tuf.api.serialization import DeserializationError
 from tuf.ngclient import Updater, UpdaterConfig, Urllib3Fetcher
+from urllib3 import BaseHTTPResponse
 from urllib3.exceptions import NewConnectionError
+from urllib3.exceptions import TimeoutError as ReadTimeout
 
-from commonshelf.platform.clock import now_iso
+from commonshelf.installation.refusals import (
+    FILE_TIMEOUTS,
+    METADATA,
+    CutShort,
+    Endless,
+    Read,
+    refusal,
+)
 from commonshelf.platform.errors import CommonshelfError, TrustError
 from commonshelf.platform.fsutil import write_bytes_atomic, write_json_atomic
 from commonshelf.platform.loaders import STATE, InputError, load_json
@@ -76,21 +89,20 @@ def fetch_timeout() -> int:
     return int(raw)
 
 
-class _CutShort(tuf_errors.DownloadError):
-    """The connection ended before the whole file arrived."""
-
-
 class _Fetcher(Urllib3Fetcher):
     """python-tuf's urllib3 fetcher with the agent's timeout; a connection cut mid-file is a
     DownloadError (urllib3's ProtocolError would escape python-tuf), a refused one is not
-    called slow, and each metadata role's last bytes are kept to name an expiry."""
+    called slow, and each metadata role's last bytes are kept to name an expiry (and the
+    last file asked for, to name it in a refusal)."""
 
     def __init__(self, timeout: int) -> None:
         super().__init__(socket_timeout=timeout, app_user_agent=_CONFIG.app_user_agent)
         self.timeout = timeout
         self.metadata: dict[str, bytes] = {}
+        self.asked = ""
 
     def fetch(self, url: str) -> Iterator[bytes]:
+        self.asked = url.rpartition("/")[2]
         try:
             return self._read(url, super().fetch(url))
         except tuf_errors.SlowRetrievalError as exc:  # urllib3 files "refused" under timeouts
@@ -110,9 +122,28 @@ class _Fetcher(Urllib3Fetcher):
         except tuf_errors.DownloadError:
             raise
         except Exception as exc:  # urllib3's ProtocolError and kin: the stream broke
-            raise _CutShort(str(exc.args[0] if exc.args else exc)) from exc
+            raise CutShort(str(exc.args[0] if exc.args else exc)) from exc
         if keep:
             self.metadata[re.sub(r"^\d+\.", "", name)] = b"".join(got)
+
+    def _chunks(self, response: BaseHTTPResponse) -> Iterator[bytes]:
+        """The body as it arrives (python-tuf's own reads wait for 400 KB, which a server
+        dripping bytes never sends), cut when the file has taken FILE_TIMEOUTS timeouts."""
+        budget = FILE_TIMEOUTS * self.timeout
+        deadline = time.monotonic() + budget
+        whole = False
+        try:
+            while chunk := response.read1(self.chunk_size):
+                if time.monotonic() > deadline:
+                    raise Endless(f"still sending after {budget} s")
+                yield chunk
+            whole = True
+        except ReadTimeout as exc:
+            raise tuf_errors.SlowRetrievalError from exc
+        finally:
+            if not whole:  # a body left unread (cut, or too long): close, never pool it
+                response.close()
+            response.release_conn()
 
 
 def _check_root(root_bytes: bytes) -> Metadata[Root]:
@@ -252,7 +283,7 @@ class Subscription:
             raise self._failed
         updater = self._new_updater()
         try:
-            with self._translate("the repository metadata"):
+            with self._translate(METADATA):
                 updater.refresh()
         except TrustError as failed:
             self._failed = failed
@@ -305,90 +336,11 @@ class Subscription:
         except TrustError:
             raise
         except (tuf_errors.RepositoryError, tuf_errors.DownloadError, OSError) as exc:
-            where = f"{what} from {self.url}"
             fetcher = self._fetcher or _Fetcher(fetch_timeout())
-            for kind, says, fix in _FAILURES:
-                if isinstance(exc, kind):
-                    expired = self._expired(exc, fetcher) if "{expired}" in says else ""
-                    said = says.format(exc=exc, timeout=fetcher.timeout, expired=expired)
-                    raise TrustError(f"{where} {said}", fix) from None
-            raise
-
-    def _expired(self, exc: BaseException, fetcher: _Fetcher) -> str:
-        """Which role expired, when, and what this machine's clock says: a clock far ahead
-        is as likely a cause as a publisher that stopped re-signing."""
-        found = re.search(r"\b(root|timestamp|snapshot|targets)\b", str(exc))
-        role = found.group(1) if found else "metadata"
-        try:  # the bytes this poll downloaded, else the copy held
-            held = self.metadata_dir / f"{role}.json"
-            data = fetcher.metadata.get(f"{role}.json") or held.read_bytes()
-            expires = Metadata.from_bytes(data).signed.expires.strftime("%Y-%m-%dT%H:%M:%SZ")
-            when = f"it expired at {expires}; "
-        except (OSError, DeserializationError, ValueError, TypeError):
-            when = ""
-        return f"{role}.json: {when}this machine's clock says {now_iso()}"
-
-
-# (exception, what it means, how to fix it): the first matching row wins.
-_FAILURES: list[tuple[type[BaseException] | tuple[type[BaseException], ...], str, str]] = [
-    (
-        tuf_errors.LengthOrHashMismatchError,
-        "does not match its signed hash (changed after signing, or corrupted); nothing was "
-        "applied.",
-        "republish with `invoke release`, or use an untampered mirror.",
-    ),
-    (
-        tuf_errors.ExpiredMetadataError,
-        "is covered by signed metadata that has expired ({expired}: if that is wrong, fix the "
-        "clock (NTP)); nothing was applied.",
-        "the publisher must run `invoke release` to re-sign it (when this machine's clock is "
-        "right).",
-    ),
-    (
-        tuf_errors.BadVersionNumberError,
-        "comes with metadata older than what this installation already trusts (rollback "
-        "attempt?) ({exc}); nothing was applied.",
-        "use the repository's current mirror.",
-    ),
-    (
-        tuf_errors.UnsignedMetadataError,
-        "comes with metadata not signed by trusted keys ({exc}); nothing was applied.",
-        "check the repository URL; if its root changed, re-run init with the new root obtained "
-        "out of band.",
-    ),
-    (
-        tuf_errors.DownloadHTTPError,
-        "could not be fetched: the server answered HTTP {exc.status_code}.",
-        "check the repository URL and that it is published (HTTP 5xx: see the server's log); "
-        "the next poll tries again.",
-    ),
-    (
-        tuf_errors.DownloadLengthMismatchError,
-        "sent a file larger than allowed ({exc}): a broken or malicious mirror; nothing was "
-        "applied.",
-        "use the repository's real address, or tell its publisher; the network is fine.",
-    ),
-    (
-        tuf_errors.SlowRetrievalError,
-        "could not be fetched: the server did not answer within {timeout} s (asked 4 times); "
-        "nothing was applied.",
-        "check the server and the network; a slow link may need a longer "
-        "COMMONSHELF_FETCH_TIMEOUT (seconds).",
-    ),
-    (
-        _CutShort,
-        "could not be fetched: the connection broke before the whole file arrived ({exc}); "
-        "nothing was applied.",
-        "check the server and the network; the next poll tries again.",
-    ),
-    (
-        (tuf_errors.DownloadError, OSError),
-        "could not be fetched: the repository is unreachable ({exc}).",
-        "check the network, the repository URL and that its server runs.",
-    ),
-    (
-        tuf_errors.RepositoryError,
-        "failed verification ({exc}); nothing was applied.",
-        "use an untampered mirror or republish.",
-    ),
-]
+            read = Read(
+                what, self.url, fetcher.timeout, fetcher.asked, fetcher.metadata, self.metadata_dir
+            )
+            refused = refusal(exc, read)
+            if refused is None:
+                raise
+            raise refused from None

@@ -44,14 +44,29 @@ def deploy(stack: str, compose_file: Path) -> None:
 
 def remove(client: docker.DockerClient, stack: str, timeout: float = 90) -> None:
     """`docker stack rm`, then wait until its containers and networks are gone (volumes in
-    use cannot be removed, and a new deploy of the same stack must not meet old tasks)."""
-    run(
-        ["docker", "stack", "rm", stack],
-        what=f"`docker stack rm {stack}`",
-        fix="see `docker stack ls`.",
-        error=DeployError,
-    )
+    use cannot be removed, and a new deploy of the same stack must not meet old tasks).
+
+    The engine removes a stack's services, then its networks, without waiting for the tasks
+    to stop: a network still "in use by task" fails the command. That is a race, not a
+    refusal: the tasks stop, and the removal is asked again (it is idempotent)."""
     label = {"label": f"{STACK_LABEL}={stack}"}
+    for attempt in range(5):
+        try:
+            run(
+                ["docker", "stack", "rm", stack],
+                what=f"`docker stack rm {stack}`",
+                fix="see `docker stack ls`.",
+                error=DeployError,
+            )
+            break
+        except DeployError as exc:
+            if "in use by task" not in str(exc) or attempt == 4:
+                raise
+            poll(
+                lambda: not client.containers.list(all=True, sparse=True, filters=label),
+                timeout / 5,
+                0.5,
+            )
 
     def gone() -> bool:
         return not client.containers.list(all=True, sparse=True, filters=label) and not [

@@ -23,16 +23,15 @@ not, the update is planned again with a fresh backup. Partial backups go first.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-import semver
 
 from commonshelf.catalogue.contract import Runtime
 from commonshelf.installation import journal, recovery, swarm
 from commonshelf.installation.admission import check_architecture, validated_settings
-from commonshelf.installation.policy import Decision, blocked, decide, load_policy, mark_bad
+from commonshelf.installation.choice import plan, refusal, withdrawal
+from commonshelf.installation.policy import mark_bad
 from commonshelf.installation.state import Installed, read_record, write_record
 from commonshelf.platform.clock import now_iso
 from commonshelf.platform.errors import CommonshelfError, DeployError
@@ -74,57 +73,6 @@ def pending_path(home: Path, app: str) -> Path:
 def pending(home: Path) -> list[Pending]:
     """The updates a run left unfinished, by app name."""
     return [read_record(path, Pending) for path in sorted((home / "pending").glob("*.json"))]
-
-
-def refusal(agent: Agent, app: str, version: str) -> str | None:
-    """Why `version` may never be installed here (revoked, under the minimum level, failed
-    here before), or None."""
-    _, entry = agent.catalog().version(app, version)
-    return blocked(version, entry, load_policy(agent.home, app), agent.config().min_level)
-
-
-def newest_allowed(agent: Agent, app: str) -> str:
-    """The version a first install picks: the newest that may be installed here."""
-    catalog = agent.catalog()
-    catalog.version(app)  # an unknown app is one clear line
-    policy = load_policy(agent.home, app)
-    level = agent.config().min_level
-    allowed = [v for v, e in catalog.versions(app).items() if not blocked(v, e, policy, level)]
-    if not allowed:
-        raise DeployError(
-            f"No version of {app} may be installed here (each is revoked, failed here before "
-            f"or is under level {level}); nothing was changed.",
-            f"see `commonshelf info {app}`.",
-        )
-    return max(allowed, key=semver.Version.parse)
-
-
-def plan(
-    agent: Agent, apps: list[str] | None, *, automatic: bool
-) -> list[tuple[str, str, Decision]]:
-    """(app, running version, decision) for each installed app (or each of `apps`)."""
-    installed = agent.installed()
-    for app in apps or []:
-        agent.record(app)  # an app that is not installed is one clear line
-    catalog = agent.catalog()
-    now = datetime.now(UTC)
-    level = agent.config().min_level
-    out = []
-    for app, record in sorted(installed.items()):
-        if apps and app not in apps:
-            continue
-        decision = decide(
-            record.version,
-            catalog.versions(app),
-            load_policy(agent.home, app),
-            min_level=level,
-            now=now,
-            automatic=automatic,
-            app=app,
-            advisories=catalog.apps[app].advisories if app in catalog.apps else (),
-        )
-        out.append((app, record.version, decision))
-    return out
 
 
 def move(agent: Agent, app: str, version: str, *, why: str, reason: str = "") -> journal.Event:
@@ -381,9 +329,13 @@ def update(
                 return events
             return [*events, move(agent, app, to, why="update")]
         for app, running, decision in plan(agent, apps, automatic=automatic):
+            back = None if decision.target else withdrawal(agent, app, running)
             if decision.target is not None:
                 why = "run" if automatic else "update"
                 events.append(move(agent, app, decision.target, why=why, reason=decision.why))
+            elif back is not None:
+                reason = agent.catalog().versions(app)[running].revoked
+                events.append(recovery.rollback(agent, app, revoked=reason))
             elif decision.held:
                 sentence = decision.sentence(app, running) + "."
                 last = journal.last(agent.home, app)

@@ -65,6 +65,23 @@ class Settings:
     # the OCI repository trivy pulls its vulnerability DB from ("": the project's registry's
     # commonshelf/trivy-db, built from shared/advisories/ by `invoke vulndb`)
     trivy_db_repository: str = ""
+    # the repository a release extends, as it is served (COMMONSHELF_PUBLISHED_URL: its
+    # metadata/ and targets/ under that URL) or as a folder (COMMONSHELF_PUBLISHED_DIR);
+    # neither: the local public/ (the demo). See catalogue/origin.py.
+    published_url: str = ""
+    published_dir: Path | None = None
+
+    @property
+    def published_source(self) -> str | None:
+        """The published repository a release starts from, or None (none configured)."""
+        if self.published_url:
+            return self.published_url
+        return str(self.published_dir) if self.published_dir is not None else None
+
+    @property
+    def trust_anchor(self) -> Path:
+        """The pinned root (committed): a published repository must chain to it."""
+        return self.shared_dir / "trust" / "root.json"
 
     @property
     def vulndb_repository(self) -> str:
@@ -135,6 +152,7 @@ class Settings:
         runs from: tasks.py's folder), else the checkout this package was installed from."""
         env = os.environ if env is None else env
         chosen = root or env.get("COMMONSHELF_ROOT") or default_root or _repo_root()
+        published_url, published_dir = _published(env)
         return cls(
             root=Path(chosen).resolve(),
             state_dir=Path(env.get("COMMONSHELF_STATE_DIR", "/var/lib/commonshelf")),
@@ -143,6 +161,8 @@ class Settings:
             debian_mirror=env.get(apt_sources.ENV_VAR, ""),  # "": the host's apt sources
             min_level=_level(env.get("COMMONSHELF_MIN_LEVEL", "")),
             trivy_db_repository=env.get("COMMONSHELF_TRIVY_DB_REPOSITORY", ""),
+            published_url=published_url,
+            published_dir=published_dir,
         )
 
 
@@ -156,3 +176,21 @@ def _level(text: str) -> int:
             f"set it to a whole number from 0 to {MAX_LEVEL}, or unset it for {MAX_LEVEL}.",
         )
     return int(text)
+
+
+def _published(env: Mapping[str, str]) -> tuple[str, Path | None]:
+    """COMMONSHELF_PUBLISHED_URL (http or https) or COMMONSHELF_PUBLISHED_DIR, not both."""
+    url = env.get("COMMONSHELF_PUBLISHED_URL", "").strip()
+    folder = env.get("COMMONSHELF_PUBLISHED_DIR", "").strip()
+    if url and folder:
+        raise CommonshelfError(
+            "Both COMMONSHELF_PUBLISHED_URL and COMMONSHELF_PUBLISHED_DIR are set.",
+            "set the one the release should start from, and unset the other.",
+        )
+    if url and not url.startswith(("http://", "https://")):
+        raise CommonshelfError(
+            f"COMMONSHELF_PUBLISHED_URL is '{url}', not an http(s) URL.",
+            "set it to the address the repository is served at, e.g. "
+            "https://catalogue.example/ (its metadata/ and targets/ below it).",
+        )
+    return url.rstrip("/"), Path(folder).resolve() if folder else None
