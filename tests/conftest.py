@@ -15,6 +15,7 @@ os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 
 from commonshelf.ci import images
 from commonshelf.platform import environment
+from commonshelf.platform.proc import run
 from commonshelf.platform.settings import Settings
 from commonshelf.recipes.model import load_recipe
 
@@ -25,6 +26,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "integration" in item.path.parts:
             item.add_marker(pytest.mark.integration)
+
+
+def debian_command(command: str, package: str | None = None) -> str:
+    """`command`'s path, installing its Debian package first when it is missing (as root,
+    the way `./shelf` installs what it needs on a fresh machine)."""
+    found = shutil.which(command)
+    if found:
+        return found
+    package = package or command
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        pytest.fail(f"{command} is missing. Fix: run `apt-get install -y {package}` as root.")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    for argv in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", package]):
+        run(argv, fix=f"check Debian mirror access, then `apt-get install -y {package}`.", env=env)
+    return shutil.which(command) or pytest.fail(f"apt-get installed no `{command}` command.")
 
 
 def free_port() -> int:

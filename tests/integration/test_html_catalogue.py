@@ -7,8 +7,6 @@ screenshot is kept in build/screenshots/catalogue.png."""
 from __future__ import annotations
 
 import hashlib
-import os
-import shutil
 import subprocess
 import urllib.parse
 import urllib.request
@@ -16,14 +14,14 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import msgspec
-import pytest
 
 from commonshelf.catalogue import html
 from commonshelf.catalogue.catalog import Catalog
 from commonshelf.catalogue.contract import TargetRef
 from commonshelf.catalogue.server import serving
 from commonshelf.catalogue.signing import Publisher, load_or_create_keys
-from commonshelf.platform.proc import run
+
+from ..conftest import debian_command
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOT = REPO / "build" / "screenshots" / "catalogue.png"
@@ -43,17 +41,8 @@ QUIET = (
 
 
 def chromium() -> str:
-    """Debian's Chromium, installed from Debian when missing (as root, like the project's
-    other packages)."""
-    found = shutil.which("chromium")
-    if found:
-        return found
-    if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        pytest.fail("Chromium is missing. Fix: run `apt-get install -y chromium` as root.")
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    for argv in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "chromium"]):
-        run(argv, fix="check Debian mirror access, then `apt-get install -y chromium`.", env=env)
-    return shutil.which("chromium") or pytest.fail("apt-get installed no `chromium` command.")
+    """Debian's Chromium, installed from Debian when missing."""
+    return debian_command("chromium")
 
 
 def browse(browser: str, profile: Path, *args: str) -> str:

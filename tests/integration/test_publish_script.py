@@ -17,6 +17,8 @@ from commonshelf.catalogue.signing import Publisher, load_or_create_keys
 from commonshelf.installation.subscription import Subscription
 from commonshelf.platform.fsutil import write_bytes_atomic
 
+from ..conftest import debian_command
+
 REPO = Path(__file__).resolve().parents[2]
 CATALOG = "catalog.json"
 
@@ -33,8 +35,7 @@ def publish(shelf: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture
 def shelf(tmp_path: Path) -> Path:
-    if shutil.which("rsync") is None:
-        pytest.fail("rsync is missing. Fix: apt-get install -y rsync (the runner needs it too).")
+    debian_command("rsync")  # (the runner needs it too)
     root = tmp_path / "shelf"
     (root / "ci").mkdir(parents=True)
     shutil.copy(REPO / "ci" / "publish.sh", root / "ci" / "publish.sh")
