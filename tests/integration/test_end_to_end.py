@@ -168,12 +168,15 @@ def test_recipe_to_signed_catalogue_to_running_app(
     assert installation.home is not None
     agent = Agent(installation.home, docker_client)
     version_before = service.attrs["Version"]["Index"]
-    current = hashlib.sha256(workspace.catalog_path.read_bytes()).hexdigest()
-    [signed] = (workspace.public_dir / "targets").glob(f"{current}.catalog.json")
+    # (it follows the testing channel: its catalogue is channels/testing/catalog.json)
+    held = installation.home / "tuf" / "targets" / "channels" / "testing" / "catalog.json"
+    current = hashlib.sha256(held.read_bytes()).hexdigest()
+    folder = workspace.public_dir / "targets" / "channels" / "testing"
+    [signed] = folder.glob(f"{current}.catalog.json")
     tampered = signed.read_bytes().replace(VERSION.encode(), b"9.9.9+1.22.1")
     signed.write_bytes(tampered)
     # (an installation that holds the verified copy keeps using it: make it download)
-    (installation.home / "tuf" / "targets" / "catalog.json").unlink()
+    held.unlink()
     with pytest.raises(TrustError, match=r"catalog\.json"):
         agent.install(APP, "9.9.9+1.22.1")
     service.reload()
