@@ -7,20 +7,18 @@ one line."""
 
 from __future__ import annotations
 
-import functools
-import http.server
 import json
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from commonshelf.catalogue.catalog import FULL_TARGET, Catalog
-from commonshelf.catalogue.contract import AppEntry, MainService, Runtime, VersionEntry, Vetting
+from commonshelf.catalogue.contract import AppEntry, VersionEntry
+from commonshelf.catalogue.server import serving
 from commonshelf.catalogue.signing import Publisher, load_or_create_keys
 from commonshelf.ci import channels
 from commonshelf.ci.republish import republish
@@ -28,27 +26,15 @@ from commonshelf.installation import cli
 from commonshelf.installation.agent import Agent
 from commonshelf.platform.settings import Settings
 
+from ..entries import version_entry
+
 REPO = Path(__file__).resolve().parents[2]
 STABLE, TESTING = "1.0.0+1", "1.1.0+1"
 REASON = "loses uploads on restart"
 
 
 def _entry() -> VersionEntry:
-    return VersionEntry(
-        released="2026-11-01T00:00:00Z",
-        commit="0" * 40,
-        content_hash="h",
-        runtime=Runtime(
-            compose="c.yml", services={}, main=MainService(service="app", port=80, health="/")
-        ),
-        vetting=Vetting(level=7),
-        channel="testing",  # as a release lands every new version
-    )
-
-
-class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        pass
+    return version_entry(channel="testing")  # as a release lands every new version
 
 
 @pytest.fixture
@@ -66,12 +52,8 @@ def shelf(tmp_path: Path) -> Iterator[tuple[Settings, str]]:
     keys = load_or_create_keys(settings.keys_dir, env={})[0]
     Publisher(settings.public_dir, keys).publish({FULL_TARGET: record})
     settings.catalog_path.write_bytes(record)
-    handler = functools.partial(_Quiet, directory=str(settings.public_dir))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield settings, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serving(settings.public_dir) as url:
+        yield settings, url
 
 
 def _env(**extra: str) -> dict[str, str]:

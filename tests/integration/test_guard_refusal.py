@@ -5,9 +5,6 @@ up with no service of the hostile app (while the same path deploys a harmless on
 
 from __future__ import annotations
 
-import functools
-import http.server
-import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +16,7 @@ import yaml
 
 from commonshelf.catalogue.catalog import Catalog
 from commonshelf.catalogue.contract import MainService, Runtime, ServiceImage, VersionEntry, Vetting
+from commonshelf.catalogue.server import serving
 from commonshelf.catalogue.signing import Publisher, load_or_create_keys
 from commonshelf.ci.rehearsal import remove_namespace
 from commonshelf.installation import swarm
@@ -67,11 +65,6 @@ def _catalog() -> bytes:
     return catalog.to_bytes()
 
 
-class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
 def repository(tmp_path: Path) -> Iterator[tuple[str, bytes]]:
     """The catalogue and both compose files, signed and served on loopback: (url, root)."""
@@ -80,15 +73,11 @@ def repository(tmp_path: Path) -> Iterator[tuple[str, bytes]]:
     Publisher(public, keys).publish(
         {"catalog.json": _catalog(), _target("hostile"): HOSTILE, _target("benign"): BENIGN}
     )
-    handler = functools.partial(_Quiet, directory=str(public))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield (
-        f"http://127.0.0.1:{server.server_address[1]}",
-        (public / "metadata" / "1.root.json").read_bytes(),
-    )
-    server.shutdown()
-    server.server_close()
+    with serving(public) as url:
+        yield (
+            url,
+            (public / "metadata" / "1.root.json").read_bytes(),
+        )
 
 
 @pytest.fixture

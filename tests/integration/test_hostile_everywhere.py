@@ -4,15 +4,13 @@ that names the file. Signatures are real (TUF), served over HTTP on loopback."""
 
 from __future__ import annotations
 
-import functools
-import http.server
 import shutil
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from commonshelf.catalogue.server import serving
 from commonshelf.catalogue.signing import Publisher, load_or_create_keys
 from commonshelf.installation.agent import Agent
 from commonshelf.installation.subscription import Subscription
@@ -27,11 +25,6 @@ YAML_FILES = sorted(
 CATALOGUES = sorted(HOSTILE.glob("*.catalog.json"))
 
 
-class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
 def signed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, bytes]]:
     """Every hostile file published as a signed target of one repository."""
@@ -40,15 +33,11 @@ def signed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, byte
     targets = {f"apps/hostile/{p.name}/compose.yml": p.read_bytes() for p in YAML_FILES}
     targets.update({f"catalogues/{p.name}": p.read_bytes() for p in CATALOGUES})
     Publisher(work / "public", keys).publish(targets)
-    handler = functools.partial(_Quiet, directory=str(work / "public"))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield (
-        f"http://127.0.0.1:{server.server_address[1]}",
-        (work / "public" / "metadata" / "1.root.json").read_bytes(),
-    )
-    server.shutdown()
-    server.server_close()
+    with serving(work / "public") as url:
+        yield (
+            url,
+            (work / "public" / "metadata" / "1.root.json").read_bytes(),
+        )
 
 
 def _agent(tmp_path: Path, url: str, root: bytes) -> Agent:

@@ -4,11 +4,8 @@ published bytes, and a tampered SBOM, or one the catalogue does not name, is ref
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import http.server
 import json
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,17 +15,15 @@ from commonshelf.catalogue.catalog import Catalog
 from commonshelf.catalogue.contract import (
     Advisory,
     AppEntry,
-    MainService,
-    Runtime,
-    ScanSummary,
     TargetRef,
     VersionEntry,
-    Vetting,
 )
+from commonshelf.catalogue.server import serving
 from commonshelf.catalogue.signing import Publisher, load_or_create_keys
 from commonshelf.installation import cli
-from commonshelf.installation.state import InstallationConfig, Installed, write_record
 from commonshelf.installation.subscription import Subscription
+
+from ..entries import seat_installation, version_entry
 
 RUNNING, FIXED = "1.1.0+2", "1.1.1+2"
 SBOM = json.dumps(
@@ -39,15 +34,7 @@ UNNAMED_PATH = f"sbom/web/{FIXED}/app.cdx.json"  # published, but the catalogue 
 
 
 def _entry(ref: TargetRef) -> VersionEntry:
-    return VersionEntry(
-        released="2026-11-01T00:00:00Z",
-        commit="0" * 40,
-        content_hash="h",
-        runtime=Runtime(
-            compose="c.yml", services={}, main=MainService(service="app", port=80, health="/")
-        ),
-        vetting=Vetting(level=7, scan=ScanSummary(sboms={"app": ref})),
-    )
+    return version_entry(sboms={"app": ref})
 
 
 def _catalog() -> bytes:
@@ -72,11 +59,6 @@ def _catalog() -> bytes:
     return Catalog(apps={"web": web}).to_bytes()
 
 
-class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """The catalogue, the SBOMs and their signed metadata, served on loopback."""
@@ -85,33 +67,15 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     Publisher(public, keys).publish(
         {"catalog.json": _catalog(), SBOM_PATH: SBOM, UNNAMED_PATH: SBOM + b" "}
     )
-    handler = functools.partial(_Quiet, directory=str(public))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", public
-    server.shutdown()
-    server.server_close()
+    with serving(public) as url:
+        yield url, public
 
 
 def _installation(home: Path, url: str, public: Path) -> Path:
     """An installation subscribed to `url` that runs web RUNNING (its record as the deployer
     writes it; nothing is deployed: these commands read records and the catalogue only)."""
     Subscription.create(home / "tuf", url, (public / "metadata" / "1.root.json").read_bytes())
-    write_record(home / "config.json", InstallationConfig(repository=url))
-    write_record(
-        home / "apps" / "web.json",
-        Installed(
-            app="web",
-            version=RUNNING,
-            stack="web",
-            url="http://web.localhost/",
-            images={},
-            main_service="app",
-            main_port=80,
-            installed_at="2026-11-02T00:00:00Z",
-        ),
-    )
-    return home
+    return seat_installation(home, url, "web", RUNNING)
 
 
 def _run(home: Path, *argv: str) -> int:

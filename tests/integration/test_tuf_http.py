@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-import http.server
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,16 +11,12 @@ from tuf.api.metadata import Metadata, Timestamp
 from tuf.api.serialization.json import JSONSerializer
 from tuf.ngclient import Updater
 
+from commonshelf.catalogue.server import serving
 from commonshelf.catalogue.signing import Publisher, SigningKeys, load_or_create_keys
 from commonshelf.installation.subscription import Subscription
 from commonshelf.platform.errors import TrustError
 
 from ..conftest import free_port
-
-
-class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        pass
 
 
 @pytest.fixture
@@ -32,13 +25,8 @@ def repo(tmp_path: Path) -> Iterator[tuple[str, Path, SigningKeys]]:
     public = tmp_path / "public"
     keys = load_or_create_keys(tmp_path / "keys", env={})[0]
     Publisher(public, keys).publish({"catalog.json": b'{"v": 1}'})
-    handler = functools.partial(_Quiet, directory=str(public))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", public, keys
-    server.shutdown()
-    server.server_close()
+    with serving(public) as url:
+        yield url, public, keys
 
 
 def _root(public: Path) -> bytes:

@@ -32,18 +32,15 @@ from tuf.api.serialization.json import JSONSerializer
 from commonshelf.catalogue.catalog import Catalog
 from commonshelf.catalogue.contract import (
     AppEntry,
-    MainService,
-    Runtime,
-    ScanSummary,
     TargetRef,
     VersionEntry,
-    Vetting,
 )
 from commonshelf.catalogue.server import StaticHandler
 from commonshelf.catalogue.signing import Publisher, PublishResult, SigningKeys
 from commonshelf.catalogue.signing import load_or_create_keys as _keys
-from commonshelf.installation.state import InstallationConfig, Installed, write_record
 from commonshelf.installation.subscription import Subscription
+
+from ..entries import seat_installation, version_entry
 
 APP = "web"
 CATALOG = "catalog.json"
@@ -71,16 +68,10 @@ def catalogue(releases: int) -> bytes:
         ref = TargetRef(
             path=sbom_path(release), sha256=hashlib.sha256(data).hexdigest(), length=len(data)
         )
-        return VersionEntry(
-            released="2026-11-01T00:00:00Z",
-            commit="0" * 40,
+        return version_entry(
             content_hash=f"h{release}",
-            runtime=Runtime(
-                compose=f"apps/{APP}/{version_of(release)}.compose.yml",
-                services={},
-                main=MainService(service="app", port=80, health="/"),
-            ),
-            vetting=Vetting(level=7, scan=ScanSummary(sboms={"app": ref})),
+            compose=f"apps/{APP}/{version_of(release)}.compose.yml",
+            sboms={"app": ref},
         )
 
     versions = {version_of(r): entry(r) for r in range(1, releases + 1)}
@@ -240,20 +231,7 @@ class Installation:
         home.mkdir(parents=True, exist_ok=True)
         subscription = Subscription.create(home / "tuf", url, root, verify=True)
         subscription.fetch(CATALOG)
-        write_record(home / "config.json", InstallationConfig(repository=url))
-        write_record(
-            home / "apps" / f"{APP}.json",
-            Installed(
-                app=APP,
-                version=version_of(runs),
-                stack=APP,
-                url=f"http://{APP}.localhost/",
-                images={},
-                main_service="app",
-                main_port=80,
-                installed_at="2026-11-02T00:00:00Z",
-            ),
-        )
+        seat_installation(home, url, APP, version_of(runs))
         return cls(home, url)
 
     def poll(self) -> bytes:

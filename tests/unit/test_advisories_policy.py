@@ -12,15 +12,13 @@ import pytest
 from commonshelf.catalogue.contract import (
     Advisory,
     AppEntry,
-    MainService,
-    Migration,
-    Runtime,
     VersionEntry,
-    Vetting,
 )
 from commonshelf.installation import journal, updates
 from commonshelf.installation.advisories import exposure, summary
 from commonshelf.installation.policy import AppPolicy, Decision, decide
+
+from ..entries import version_entry
 
 NOON = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 CLOSED = AppPolicy(window="02:00-05:00")  # noon is outside it
@@ -29,19 +27,7 @@ DEFAULT = AppPolicy()
 
 
 def _entry(level: int = 7, revoked: str = "", manual: bool = False) -> VersionEntry:
-    return VersionEntry(
-        released="2026-11-01T00:00:00Z",
-        commit="0" * 40,
-        content_hash="h",
-        runtime=Runtime(
-            compose="c.yml",
-            services={},
-            main=MainService(service="app", port=80, health="/"),
-            migration=Migration(kind="manual", note="export first") if manual else Migration(),
-        ),
-        vetting=Vetting(level=level),
-        revoked=revoked,
-    )
+    return version_entry(level=level, revoked=revoked, manual=manual)
 
 
 def _advisory(id: str, severity: str, affected: tuple[str, ...], fixed_in: str = "") -> Advisory:

@@ -14,17 +14,14 @@ from commonshelf.catalogue.catalog import Catalog
 from commonshelf.catalogue.contract import (
     Advisory,
     AppEntry,
-    MainService,
-    Runtime,
-    ScanSummary,
     TargetRef,
     VersionEntry,
-    Vetting,
 )
 from commonshelf.installation import cli, swarm
 from commonshelf.installation.agent import Agent
-from commonshelf.installation.state import InstallationConfig, Installed, write_record
 from commonshelf.platform.errors import TrustError
+
+from ..entries import seat_installation, version_entry
 
 RUNNING = "1.1.0+2"
 SBOM = b'{"bomFormat": "CycloneDX", "specVersion": "1.5"}\n'
@@ -39,17 +36,7 @@ def _ref(app: str, version: str, service: str, data: bytes = SBOM) -> TargetRef:
 
 
 def _entry(version: str, sboms: tuple[str, ...] = ("app",)) -> VersionEntry:
-    return VersionEntry(
-        released="2026-11-01T00:00:00Z",
-        commit="0" * 40,
-        content_hash="h",
-        runtime=Runtime(
-            compose="c.yml", services={}, main=MainService(service="app", port=80, health="/")
-        ),
-        vetting=Vetting(
-            level=7, scan=ScanSummary(sboms={s: _ref("web", version, s) for s in sboms})
-        ),
-    )
+    return version_entry(sboms={s: _ref("web", version, s) for s in sboms})
 
 
 CRITICAL = Advisory(
@@ -100,20 +87,7 @@ class _Subscription:
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An installation running web 1.1.0+2 (and no notes) against CATALOG, without an engine."""
-    write_record(tmp_path / "config.json", InstallationConfig(repository="http://127.0.0.1:1"))
-    write_record(
-        tmp_path / "apps" / "web.json",
-        Installed(
-            app="web",
-            version=RUNNING,
-            stack="web",
-            url="http://web.localhost/",
-            images={},
-            main_service="app",
-            main_port=80,
-            installed_at="2026-11-02T00:00:00Z",
-        ),
-    )
+    seat_installation(tmp_path, "http://127.0.0.1:1", "web", RUNNING)
     monkeypatch.setattr(Agent, "catalog", lambda self: CATALOG)
     monkeypatch.setattr(Agent, "client", property(lambda self: None))
     monkeypatch.setattr(swarm, "stack_services", lambda client, stack: [])

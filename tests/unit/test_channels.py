@@ -23,11 +23,8 @@ from commonshelf.catalogue.contract import (
     Advisory,
     AppEntry,
     Channel,
-    MainService,
     PlatformComponent,
-    Runtime,
     VersionEntry,
-    Vetting,
 )
 from commonshelf.catalogue.signing import Publisher, load_or_create_keys
 from commonshelf.ci import channels
@@ -35,6 +32,8 @@ from commonshelf.ci.republish import catalogue_targets, republish
 from commonshelf.installation.state import InstallationConfig
 from commonshelf.platform.errors import ReleaseError
 from commonshelf.platform.settings import Settings
+
+from ..entries import version_entry
 
 REPO = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -44,16 +43,8 @@ OLD, MID, NEW = "1.0.0+1", "1.1.0+1", "1.2.0+1"
 def _entry(
     released: str = "2026-11-01T00:00:00Z", channel: Channel = "testing", revoked: str = ""
 ) -> VersionEntry:
-    return VersionEntry(
-        released=released,
-        commit="c" * 40,
-        content_hash="h" * 64,
-        runtime=Runtime(
-            compose="c.yml", services={}, main=MainService(service="app", port=80, health="/")
-        ),
-        vetting=Vetting(level=7),
-        channel=channel,
-        revoked=revoked,
+    return version_entry(
+        released=released, commit="c" * 40, content_hash="h" * 64, channel=channel, revoked=revoked
     )
 
 

@@ -10,11 +10,13 @@ from pathlib import Path
 import pytest
 
 from commonshelf.catalogue.catalog import Catalog, ReleasedVersion, released_records
-from commonshelf.catalogue.contract import MainService, Runtime, VersionEntry, Vetting
+from commonshelf.catalogue.contract import VersionEntry
 from commonshelf.ci.history import checkout, needs_rebuild
 from commonshelf.platform.errors import ReleaseError
 from commonshelf.platform.settings import Settings
 from commonshelf.recipes.model import content_hash
+
+from ..entries import version_entry
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA_1 = Path(__file__).parent / "data" / "catalog-schema1.json"
@@ -43,16 +45,8 @@ def repo(tmp_path: Path) -> tuple[Path, str, str]:
 
 
 def _entry(commit: str) -> VersionEntry:
-    return VersionEntry(
-        released="2026-01-01T00:00:00Z",
-        commit=commit,
-        content_hash="h",
-        runtime=Runtime(
-            compose="apps/app/compose.yml",
-            services={},
-            main=MainService(service="app", port=80, health="/"),
-        ),
-        vetting=Vetting(level=7),
+    return version_entry(
+        released="2026-01-01T00:00:00Z", commit=commit, compose="apps/app/compose.yml"
     )
 
 

@@ -8,11 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from commonshelf.catalogue.contract import (
-    MainService,
-    Migration,
-    Runtime,
     VersionEntry,
-    Vetting,
 )
 from commonshelf.installation.policy import (
     AppPolicy,
@@ -23,23 +19,13 @@ from commonshelf.installation.policy import (
 )
 from commonshelf.platform.errors import DeployError
 
+from ..entries import version_entry
+
 NOON = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
 
 def _entry(level: int = 7, revoked: str = "", manual: bool = False) -> VersionEntry:
-    return VersionEntry(
-        released="2026-11-01T00:00:00Z",
-        commit="0" * 40,
-        content_hash="h",
-        runtime=Runtime(
-            compose="c.yml",
-            services={},
-            main=MainService(service="app", port=80, health="/"),
-            migration=Migration(kind="manual", note="export first") if manual else Migration(),
-        ),
-        vetting=Vetting(level=level),
-        revoked=revoked,
-    )
+    return version_entry(level=level, revoked=revoked, manual=manual)
 
 
 DEFAULT = AppPolicy()

@@ -12,7 +12,6 @@ the policy or waivers say.
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import tempfile
 import time
@@ -22,6 +21,7 @@ from pathlib import Path
 from commonshelf.ci import scan
 from commonshelf.platform import trivy
 from commonshelf.platform.errors import ScanError
+from commonshelf.platform.fsutil import fsync_file
 from commonshelf.platform.loaders import REPORT, InputError, load_json
 
 # (the recipe's own Dockerfiles and compose file are checked by `misconfig`; a Dockerfile
@@ -109,8 +109,7 @@ def scan_image(
         trivy.convert(report, staging / SARIF_FILE, "sarif")
         trivy.convert(report, staging / SBOM_FILE, "cyclonedx")
         for name in (REPORT_FILE, SARIF_FILE, SBOM_FILE):
-            with (staging / name).open("rb") as handle:
-                os.fsync(handle.fileno())
+            fsync_file(staging / name)
         staging.chmod(0o755)
         if folder.exists():  # another worker scanned the same image meanwhile
             shutil.rmtree(staging, ignore_errors=True)

@@ -22,6 +22,7 @@ import msgspec
 import semver
 
 from commonshelf.catalogue import origin, reproducible
+from commonshelf.catalogue.catalog import first_fix
 from commonshelf.catalogue.contract import Advisory, AppEntry, TargetRef, VersionEntry
 from commonshelf.catalogue.notes import append_releases
 from commonshelf.ci import image_scan, scan, scan_policy, vulndb
@@ -82,13 +83,6 @@ def _sbom_from_registry(image: str, cache: Path) -> bytes:
         return sbom.read_bytes()
 
 
-def _fixed_in(affected: set[str], released: list[str]) -> str:
-    newest = max(affected, key=semver.Version.parse)
-    later = [v for v in released if semver.Version.parse(v) > semver.Version.parse(newest)]
-    clean = [v for v in later if v not in affected]
-    return min(clean, key=semver.Version.parse) if clean else ""
-
-
 def _advisories(
     app: AppEntry, findings: dict[str, list[scan.Finding]], today: str
 ) -> tuple[Advisory, ...]:
@@ -109,7 +103,7 @@ def _advisories(
                 severity=first.severity,
                 package=", ".join(sorted({f.package for _, f in hits if f.package})),
                 affected=tuple(sorted(affected, key=semver.Version.parse)),
-                fixed_in=_fixed_in(affected, released),
+                fixed_in=first_fix(affected, released),
                 package_fixed=first.fixed,
                 title=first.title,
                 found=previous[vuln_id].found if vuln_id in previous else today,

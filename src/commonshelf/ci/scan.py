@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
-import os
 import re
 import shutil
 import tempfile
@@ -22,6 +21,7 @@ from typing import IO, Any
 from commonshelf.ci.trivydb import WRITER_MARK, write_trivy_db
 from commonshelf.platform import trivy
 from commonshelf.platform.errors import ScanError
+from commonshelf.platform.fsutil import fsync_file
 from commonshelf.platform.loaders import REPORT, InputError, load_json, load_json_bytes
 
 SEVERITIES = ("UNKNOWN", "LOW", "MEDIUM", "HIGH", "CRITICAL")
@@ -204,11 +204,11 @@ def worker_cache(shared: Path, worker: str) -> Path:
         try:
             for item in files:  # trivy.db and whatever else a real trivy DB dir holds
                 shutil.copyfile(item, staging / item.name)
-                _fsync(staging / item.name)
+                fsync_file(staging / item.name)
             if (source / "metadata.json").read_bytes() != metadata:
                 continue  # the shared DB was replaced while being copied: copy it again
             (staging / "metadata.json").write_bytes(metadata)
-            _fsync(staging / "metadata.json")
+            fsync_file(staging / "metadata.json")
             swap_in(staging, copy)
             return cache
         finally:
@@ -224,14 +224,6 @@ def _read_or_none(path: Path) -> bytes | None:
         return path.read_bytes()
     except OSError:
         return None
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def swap_in(staging: Path, target: Path) -> None:

@@ -278,6 +278,12 @@ def cached_source(cache: Path) -> DbSource | None:
         return None
 
 
+def _record_source(db_dir: Path, source: DbSource) -> DbSource:
+    """Write `source.json` into a DB folder (read back by `cached_source`)."""
+    write_bytes_atomic(db_dir / SOURCE, msgspec.json.encode(source))
+    return source
+
+
 def pull(cache: Path, repository: str, *, allow_empty: bool = False) -> DbSource:
     """Let trivy download `repository:TAG` into `cache/db` (unless that digest is there)."""
     with _locked(cache):
@@ -324,7 +330,7 @@ def pull(cache: Path, repository: str, *, allow_empty: bool = False) -> DbSource
                 pulled=now_iso(),
                 has_advisories=full,
             )
-            write_bytes_atomic(staging / "db" / SOURCE, msgspec.json.encode(source))
+            _record_source(staging / "db", source)
             scan.swap_in(staging / "db", cache / "db")
             return source
         finally:
@@ -344,6 +350,5 @@ def ready(settings: Settings, *, allow_empty: bool = False) -> DbSource:
             empty = DbSource(
                 repository="", digest="", built="", pulled=now_iso(), has_advisories=False
             )
-            write_bytes_atomic(settings.trivy_cache / "db" / SOURCE, msgspec.json.encode(empty))
-            return empty
+            return _record_source(settings.trivy_cache / "db", empty)
     return pull(settings.trivy_cache, repository, allow_empty=allow_empty)
