@@ -145,6 +145,22 @@ def test_development_keys_only_when_there_is_no_key_at_all(tmp_path: Path) -> No
     assert result.root_version == 1 and root.signed.roles["root"].threshold == 1
 
 
+def test_no_development_keys_for_a_configured_published_repository(tmp_path: Path) -> None:
+    """A job pointed at a published repository without its keys stops saying which keys it
+    needs, and leaves no development key behind (they could never sign that chain)."""
+    published = "https://catalogue.example/"
+    with pytest.raises(ReleaseError, match=r"No signing key found.*catalogue\.example") as err:
+        load_or_create_keys(tmp_path / "ci", {}, published=published)
+    assert "COMMONSHELF_KEY_TIMESTAMP_PEM" in err.value.fix
+    assert not (tmp_path / "ci").exists()
+    init_keys(tmp_path / "public", tmp_path / "made", env={})
+    pem = (tmp_path / "made" / "targets.pem").read_text()
+    keys, created = load_or_create_keys(
+        tmp_path / "ci", {"COMMONSHELF_KEY_TARGETS_PEM": pem}, published=published
+    )
+    assert created == [] and list(keys.online) == ["targets"]
+
+
 def test_expiry_defaults_and_configuration() -> None:
     assert Expiry() == Expiry(root=365, targets=90, snapshot=7, timestamp=1)
     env = {"COMMONSHELF_EXPIRY_TIMESTAMP": "36h", "COMMONSHELF_EXPIRY_SNAPSHOT": "2w"}

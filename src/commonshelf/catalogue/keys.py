@@ -223,16 +223,26 @@ def load_keys(
 
 
 def load_or_create_keys(
-    keys_dir: Path, env: Mapping[str, str] | None = None
+    keys_dir: Path, env: Mapping[str, str] | None = None, *, published: str | None = None
 ) -> tuple[SigningKeys, list[str]]:
     """The keys found; with none at all, development keys made now in the keys folder (one
     root key, threshold 1). Returns the keys and the roles whose keys were made (the caller
-    warns): a demo needs no setup, a real repository runs `invoke keys.init` once."""
+    warns): a demo needs no setup, a real repository runs `invoke keys.init` once. With a
+    `published` repository configured, missing keys are an error instead: keys made now
+    could never sign its chain, and would be left lying about."""
     env = os.environ if env is None else env
     keys = load_keys(keys_dir, env)
     if keys.online or keys.root:
         return keys, []
     folder = keys_folder(keys_dir, env)
+    if published is not None:
+        raise ReleaseError(
+            f"No signing key found (in {folder} or COMMONSHELF_KEY_<ROLE>_PEM) for the "
+            f"published repository {published}; nothing was signed.",
+            "give this job the repository's online keys (COMMONSHELF_KEY_TARGETS_PEM, "
+            "COMMONSHELF_KEY_SNAPSHOT_PEM, COMMONSHELF_KEY_TIMESTAMP_PEM); development keys "
+            "are only made when no published repository is configured.",
+        )
     refuse_unsafe_folder(folder)
     for role in ROLES:
         write_key(folder / f"{role}.pem", CryptoSigner.generate_ed25519())

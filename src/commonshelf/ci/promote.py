@@ -213,7 +213,9 @@ def release(
     """Promote what passed. `rebuilt` marks a version being rebuilt from the commit it was
     released from: its entry keeps that commit and first release time, and adds no notes."""
     outcome = ReleaseOutcome()
-    keys, outcome.new_keys = signing.load_or_create_keys(settings.keys_dir)
+    keys, outcome.new_keys = signing.load_or_create_keys(
+        settings.keys_dir, published=settings.published_source
+    )
     # a configured published repository (COMMONSHELF_PUBLISHED_URL/_DIR), verified against the
     # pinned root, becomes public/: the release appends to it and never starts a new chain
     published = origin.sync(settings, say)
