@@ -16,14 +16,15 @@ from pathlib import Path
 
 import pytest
 
-from commonshelf.catalogue.catalog import FULL_TARGET, Catalog
+from commonshelf.catalogue.catalog import FULL_TARGET, Catalog, channel_target
 from commonshelf.catalogue.contract import AppEntry, VersionEntry
 from commonshelf.catalogue.server import serving
 from commonshelf.catalogue.signing import Publisher, load_or_create_keys
 from commonshelf.ci import channels
-from commonshelf.ci.republish import republish
+from commonshelf.ci.republish import republish, resign_unchanged
 from commonshelf.installation import cli
 from commonshelf.installation.agent import Agent
+from commonshelf.installation.subscription import Subscription
 from commonshelf.platform.settings import Settings
 
 from ..entries import version_entry
@@ -162,3 +163,27 @@ def test_each_installation_sees_its_channel_and_a_revocation(
     err = capsys.readouterr().err
     assert "channels/stable/catalog.json from " in err and "does not match its signed hash" in err
     assert not (fresh / "config.json").exists()
+
+
+def test_a_release_with_nothing_new_adds_the_channel_catalogues_a_repository_lacks(
+    shelf: tuple[Settings, str], tmp_path: Path
+) -> None:
+    """A repository signed before channels gets its channel catalogues from the next release
+    even when nothing is new, made from the catalogue it signs; an unsigned edit of
+    catalog.json is never what gets signed."""
+    settings, url = shelf
+    keys = load_or_create_keys(settings.keys_dir, env={})[0]
+    edited = channels.promote("web", STABLE)(Catalog.load(settings.catalog_path)).catalog
+    refused = resign_unchanged(settings, keys, edited)  # an edit no release signed
+    assert refused.targets_version == 1
+    assert not (settings.public_dir / "targets" / "channels").exists()
+
+    catalog = Catalog.load(settings.catalog_path)
+    assert resign_unchanged(settings, keys, catalog).targets_version == 2
+    root = (settings.public_dir / "metadata" / "1.root.json").read_bytes()
+    follower = Subscription.create(tmp_path / "tuf", url, root, verify=True)
+    for channel in ("testing", "stable"):
+        view = Catalog.from_bytes(follower.fetch(channel_target(channel)))
+        assert set(view.versions("web")) == ({STABLE, TESTING} if channel == "testing" else set())
+    assert follower.fetch(FULL_TARGET) == settings.catalog_path.read_bytes()
+    assert resign_unchanged(settings, keys, catalog).targets_version == 2  # signed once

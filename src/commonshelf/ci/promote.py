@@ -36,7 +36,7 @@ from commonshelf.catalogue.notes import append_releases, release_notes
 from commonshelf.ci import images
 from commonshelf.ci.contract_for import runtime_for
 from commonshelf.ci.evidence import Evidence, EvidenceStore
-from commonshelf.ci.republish import publish_catalogue
+from commonshelf.ci.republish import publish_catalogue, resign_unchanged
 from commonshelf.platform import vcs
 from commonshelf.platform.clock import now_iso
 from commonshelf.platform.errors import ReleaseError
@@ -326,7 +326,7 @@ def release(
             append_releases(settings, release_notes(catalog, notes, outcome.targets_version))
     else:  # nothing new: re-sign what is near expiry; the page is written again (a synced
         # public/ holds only the TUF files)
-        result = signing.Publisher(settings.public_dir, keys).publish({})
+        result = resign_unchanged(settings, keys, catalog)
         outcome.targets_version = result.targets_version
         catalogue_page.write_page(settings.public_dir, Catalog.load(settings.catalog_path))
     return outcome

@@ -37,14 +37,23 @@ def catalogue_targets(catalog: Catalog) -> dict[str, bytes]:
 def publish_catalogue(settings: Settings, catalog: Catalog, extra: dict[str, bytes]) -> int:
     """Sign and publish the catalogue (and `extra` targets), then write catalog.json and the
     HTML page: what release, rescan, promote and revoke all end with. The targets version."""
-    keys, _ = signing.load_or_create_keys(
-        settings.keys_dir, published=settings.published_source
-    )
+    keys, _ = signing.load_or_create_keys(settings.keys_dir, published=settings.published_source)
     targets = {**extra, **catalogue_targets(catalog)}
     result = signing.Publisher(settings.public_dir, keys).publish(targets)
     write_bytes_atomic(settings.catalog_path, targets[FULL_TARGET])
     catalogue_page.write_page(settings.public_dir, Catalog.from_bytes(targets[FULL_TARGET]))
     return result.targets_version
+
+
+def resign_unchanged(
+    settings: Settings, keys: signing.SigningKeys, catalog: Catalog
+) -> signing.PublishResult:
+    """A release with nothing new: re-sign what is near expiry. A repository signed before
+    channels existed gets its channel catalogues now, made from the catalogue it already
+    signs (never from an unsigned edit of catalog.json)."""
+    publisher = signing.Publisher(settings.public_dir, keys)
+    views = catalogue_targets(catalog)
+    return publisher.publish(views if publisher.signs(FULL_TARGET, views[FULL_TARGET]) else {})
 
 
 @dataclass
@@ -72,9 +81,7 @@ def republish(settings: Settings, change: Change) -> Republished:
     catalog = edited.catalog
     catalog.generated = reproducible.source_date(settings.root)
     catalog.commit = vcs.revision(settings.root)
-    _, created = signing.load_or_create_keys(
-        settings.keys_dir, published=settings.published_source
-    )
+    _, created = signing.load_or_create_keys(settings.keys_dir, published=settings.published_source)
     version = publish_catalogue(settings, catalog, {})
     append_releases(settings, release_notes(catalog, list(edited.notes), version))
     return Republished(True, version, edited.notes, new_keys=created)
