@@ -415,10 +415,12 @@ def serve(c: Context, port: int = 0) -> None:
 @_friendly
 def pipeline(c: Context, app: list[str] | None = None, no_install: bool = False) -> None:
     """Build, test, scan and release every recipe, then install them on a local installation."""
+    from commonshelf.catalogue.refresh_timer import demo_hint
     from commonshelf.ci.pipeline import DemoInstallation, run_pipeline
 
+    settings = _settings()
     report = run_pipeline(
-        _settings(),
+        settings,
         app or None,
         say=console.say,
         install=None if no_install else DemoInstallation(),
@@ -433,6 +435,9 @@ def pipeline(c: Context, app: list[str] | None = None, no_install: bool = False)
     console.out.print(f"Done in {report.seconds:.0f}s.")
     if not report.passed:
         raise Exit(code=1)
+    hint = demo_hint(settings)  # the demo's catalogue lapses a day after its last signing
+    if hint:
+        console.out.print(hint, soft_wrap=True, markup=False)
 
 
 # ---- signing keys and their refresh (issue 13): keys.init, keys.rotate, refresh
@@ -516,12 +521,18 @@ def keys_rotate(
         console.warn(f"{where} still holds a revoked {role} key: replace or remove it.")
 
 
-@task
+@task(
+    help={
+        "enable_timer": "then install a systemd timer running `./shelf refresh` every 6 hours "
+        "(or say how to schedule it without systemd)",
+    },
+)
 @_friendly
-def refresh(c: Context) -> None:
+def refresh(c: Context, enable_timer: bool = False) -> None:
     """Re-sign the timestamp (and snapshot, targets or root when due) without a release: the
     scheduled job that keeps installations updating. Changes no target."""
     from commonshelf.catalogue import origin
+    from commonshelf.catalogue.refresh_timer import enable_refresh_timer
     from commonshelf.catalogue.signing import Publisher, load_keys
 
     settings = _settings()
@@ -533,6 +544,8 @@ def refresh(c: Context) -> None:
     console.out.print(f"refresh: {said}.", soft_wrap=True, markup=False)
     for role, expires in result.expires.items():
         console.out.print(f"  {role}.json valid until {expires:%Y-%m-%dT%H:%M:%SZ}")
+    if enable_timer:
+        console.out.print(enable_refresh_timer(settings.root), soft_wrap=True, markup=False)
 
 
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")

@@ -5,8 +5,6 @@ the loop where systemd does not run."""
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -21,6 +19,8 @@ from commonshelf.installation.timer import (
     render_units,
 )
 
+from ..systemd_fakes import assert_systemd_accepts, fake_systemctl, needs_systemd_analyze
+
 CONTRIB = Path(__file__).resolve().parents[2] / "contrib" / "systemd"
 
 
@@ -31,17 +31,6 @@ def _command(tmp_path: Path) -> Path:
     command.write_text("#!/bin/sh\nexit 0\n")
     command.chmod(0o755)
     return command
-
-
-def _fake_systemctl(tmp_path: Path, code: int = 0) -> tuple[Path, Path]:
-    """A systemctl that appends its arguments, one call per line, to a file (and fails
-    `enable` with exit code `code`, if given)."""
-    calls = tmp_path / "calls.txt"
-    script = tmp_path / "systemctl"
-    fail = f'[ "$1" = enable ] && {{ echo "Failed to enable unit: $3" >&2; exit {code}; }}\n'
-    script.write_text(f'#!/bin/sh\necho "$*" >> {calls}\n' + (fail if code else "") + "exit 0\n")
-    script.chmod(0o755)
-    return script, calls
 
 
 def test_contrib_units_are_the_templates_the_agent_installs() -> None:
@@ -67,30 +56,16 @@ def test_paths_systemd_would_misread_are_refused_in_one_line(home: str) -> None:
     assert "\n" not in str(caught.value) and caught.value.fix
 
 
-@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not here")
+@needs_systemd_analyze
 def test_systemd_analyze_verify_accepts_the_rendered_units(tmp_path: Path) -> None:
     home = tmp_path / "agent"
     home.mkdir()
-    units_dir = tmp_path / "units"
-    units_dir.mkdir()
-    for name, text in render_units(home, _command(tmp_path)).items():
-        (units_dir / name).write_text(text)
-    done = subprocess.run(
-        ["systemd-analyze", "verify", str(units_dir / SERVICE), str(units_dir / TIMER)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    # verify only warns (exit 0) about unknown keys: its output must be empty too
-    assert done.returncode == 0 and done.stderr.strip() == "" and done.stdout.strip() == "", (
-        done.stdout + done.stderr
-    )
+    assert_systemd_accepts(render_units(home, _command(tmp_path)), tmp_path / "units")
 
 
 def test_without_systemd_nothing_is_installed_and_the_sentence_says_how(tmp_path: Path) -> None:
     units_dir = tmp_path / "units"
-    systemctl, calls = _fake_systemctl(tmp_path)
+    systemctl, calls = fake_systemctl(tmp_path)
     said = enable_timer(
         tmp_path / "agent",
         Path("/usr/local/bin/commonshelf"),
@@ -114,7 +89,7 @@ def test_with_systemd_the_units_are_written_and_the_timer_enabled(tmp_path: Path
     units_dir = tmp_path / "etc-systemd-system"
     units_dir.mkdir()
     command = _command(tmp_path)
-    systemctl, calls = _fake_systemctl(tmp_path)
+    systemctl, calls = fake_systemctl(tmp_path)
     said = enable_timer(
         home, command, unit_dir=units_dir, systemctl=str(systemctl), systemd_runs=booted
     )
@@ -131,7 +106,7 @@ def test_a_failing_systemctl_is_one_line_with_its_words(tmp_path: Path) -> None:
     home.mkdir()
     booted = tmp_path / "booted"
     booted.mkdir()
-    systemctl, _ = _fake_systemctl(tmp_path, code=1)
+    systemctl, _ = fake_systemctl(tmp_path, code=1)
     said = r"^`systemctl enable --now commonshelf.timer` failed: Failed to enable unit: commonshelf"
     with pytest.raises(TimerError, match=said) as caught:
         enable_timer(
@@ -148,7 +123,7 @@ def test_a_missing_command_or_home_is_refused_before_anything_is_written(tmp_pat
     booted = tmp_path / "booted"
     booted.mkdir()
     units_dir = tmp_path / "units"
-    systemctl, calls = _fake_systemctl(tmp_path)
+    systemctl, calls = fake_systemctl(tmp_path)
     with pytest.raises(TimerError, match=r"does not exist, so a timer running it would fail"):
         enable_timer(
             tmp_path,
@@ -175,7 +150,7 @@ def test_an_unwritable_unit_folder_says_to_run_as_root(tmp_path: Path) -> None:
     booted.mkdir()
     not_a_folder = tmp_path / "units"
     not_a_folder.write_text("a file where the unit folder should be")
-    systemctl, calls = _fake_systemctl(tmp_path)
+    systemctl, calls = fake_systemctl(tmp_path)
     with pytest.raises(TimerError, match=r"Cannot write the systemd units into") as caught:
         enable_timer(
             home,

@@ -4,26 +4,39 @@ The units are `contrib/systemd/` with the installed command and the installation
 filled in. Their text lives here too, because an installed agent has no checkout to read
 `contrib/` from; a unit test keeps the two identical. Where systemd is not PID 1 (a
 container, a machine without it) nothing is installed and the caller is told how to run
-the loop with cron or a shell instead.
+the loop with cron or a shell instead. Writing and enabling units is platform/systemd.py,
+shared with the publisher's refresh timer (catalogue/refresh_timer.py).
 """
 
 from __future__ import annotations
 
 import random
-import re
 from pathlib import Path
 
-from commonshelf.platform.errors import CommonshelfError
-from commonshelf.platform.fsutil import write_text_atomic
-from commonshelf.platform.proc import run
+from commonshelf.platform.systemd import (
+    SYSTEMD_RUNS,
+    UNIT_DIR,
+    SystemdError,
+    booted,
+    install_units,
+    plain_path,
+)
+
+__all__ = [
+    "SERVICE",
+    "SERVICE_TEMPLATE",
+    "SYSTEMD_RUNS",
+    "TIMER",
+    "TIMER_TEMPLATE",
+    "UNIT_DIR",
+    "TimerError",
+    "enable_timer",
+    "other_ways",
+    "render_units",
+]
 
 SERVICE = "commonshelf.service"
 TIMER = "commonshelf.timer"
-SYSTEMD_RUNS = Path("/run/systemd/system")  # exists only when systemd is the init system
-UNIT_DIR = Path("/etc/systemd/system")
-# systemd splits on spaces and expands `%` and `$`: paths are kept to characters that mean
-# nothing to it, rather than quoted and escaped
-_PLAIN_PATH = re.compile(r"/[A-Za-z0-9._+/@-]*")
 
 SERVICE_TEMPLATE = """\
 # Commonshelf's unattended loop: one `commonshelf run` (a poll, then whatever each app's
@@ -87,25 +100,14 @@ WantedBy=timers.target
 """
 
 
-class TimerError(CommonshelfError):
-    """The units could not be rendered, written or enabled."""
-
-
-def _plain(path: Path, what: str) -> str:
-    text = str(path)
-    if not _PLAIN_PATH.fullmatch(text):
-        raise TimerError(
-            f"The {what} {text!r} cannot go into a systemd unit as it is (it must be absolute, "
-            "of letters, digits and ._+-@/ only).",
-            f"move the {what} to such a path, or write the units from contrib/systemd/ by hand.",
-        )
-    return text
+class TimerError(SystemdError):
+    """The agent's units could not be rendered, written or enabled."""
 
 
 def render_units(home: Path, executable: Path) -> dict[str, str]:
     """The unit files' names and texts for this installation's home and command."""
-    command = _plain(executable, "command")
-    folder = _plain(home, "installation folder")
+    command = plain_path(executable, "command", error=TimerError)
+    folder = plain_path(home, "installation folder", error=TimerError)
     service = SERVICE_TEMPLATE.replace("@COMMONSHELF@", command).replace("@HOME@", folder)
     return {SERVICE: service, TIMER: TIMER_TEMPLATE}
 
@@ -132,7 +134,7 @@ def enable_timer(
     """Install and start the timer where systemd runs; one sentence saying what was done
     (or, without systemd, how to run the loop otherwise)."""
     home, executable = home.absolute(), executable.absolute()
-    if not systemd_runs.is_dir():
+    if not booted(systemd_runs):
         return other_ways(home, executable)
     if not executable.is_file():
         raise TimerError(
@@ -144,19 +146,14 @@ def enable_timer(
             f"The installation folder {home} does not exist.",
             "run `commonshelf init` first; it creates the folder.",
         )
-    units = render_units(home, executable)
-    try:
-        for name, text in units.items():
-            write_text_atomic(unit_dir / name, text)
-    except OSError as exc:
-        raise TimerError(
-            f"Cannot write the systemd units into {unit_dir}: {exc.strerror or exc}.",
-            "run `commonshelf init --enable-timer` as root.",
-        ) from None
-    fix = f"see `journalctl -u {TIMER}`; the units are in {unit_dir}."
-    for args in (["daemon-reload"], ["enable", "--now", TIMER]):
-        said = f"`systemctl {' '.join(args)}`"
-        run([systemctl, *args], what=said, fix=fix, error=TimerError, timeout=60)
+    install_units(
+        render_units(home, executable),
+        TIMER,
+        fix_hint="run `commonshelf init --enable-timer` as root.",
+        unit_dir=unit_dir,
+        systemctl=systemctl,
+        error=TimerError,
+    )
     return (
         f"Installed {SERVICE} and {TIMER} in {unit_dir} and enabled the timer: "
         f"`{executable} --home {home} run` runs 5 minutes after boot and then hourly "
