@@ -19,7 +19,7 @@ from commonshelf.ci.pipeline import DemoInstallation, run_pipeline
 from commonshelf.ci.promote import release
 from commonshelf.ci.republish import republish
 from commonshelf.ci.stages import Shelf
-from commonshelf.installation import swarm, updates
+from commonshelf.installation import journal, swarm, updates
 from commonshelf.installation.agent import Agent
 from commonshelf.installation.policy import load_policy
 from commonshelf.platform.settings import Settings
@@ -198,3 +198,14 @@ def test_update_keeps_data_and_a_failing_update_rolls_back(
     # and it stays there: the revoked version is never applied again
     [held] = updates.update(Agent(home, docker_client), None, automatic=True)
     assert (held.outcome, held.from_version) == ("held", old), held
+
+    # --- the app stopped behind the agent's back (scaled to nothing): installing the same
+    # version again deploys it again, and the record says why rather than "changed settings"
+    docker_client.services.get(service).scale(0)
+    record, changed = Agent(home, docker_client).install(APP, old)
+    assert changed and record.version == old
+    said = journal.last(home, APP)
+    assert said is not None and said.sentence.startswith(f"Redeployed {APP} {old} on "), said
+    assert said.sentence.endswith("it was not running as recorded.")
+    wait_for_page(installation.http_port, f"{APP}.localhost", "Your site is live")
+    assert Agent(home, docker_client).install(APP, old) == (record, False)  # nothing to do now

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import functools
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
@@ -23,7 +22,7 @@ from tuf.api.serialization import DeserializationError
 
 from commonshelf.catalogue.catalog import FULL_TARGET, Catalog, channel_target
 from commonshelf.catalogue.contract import Channel, Runtime
-from commonshelf.installation import choice, journal, swarm, updates
+from commonshelf.installation import choice, journal, updates
 from commonshelf.installation.admission import check_architecture, validated_settings
 from commonshelf.installation.deployer import Deployer
 from commonshelf.installation.lock import agent_lock
@@ -35,9 +34,10 @@ from commonshelf.installation.state import (
     read_record,
     write_record,
 )
+from commonshelf.installation.status import AppStatus, statuses
 from commonshelf.installation.subscription import Subscription
 from commonshelf.platform.clock import now_iso
-from commonshelf.platform.errors import CommonshelfError, DeployError
+from commonshelf.platform.errors import DeployError
 from commonshelf.platform.loaders import COMPOSE, load_yaml_bytes
 
 DEFAULT_HOME = Path("/var/lib/commonshelf/agent")
@@ -62,26 +62,6 @@ def locked(command: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
         return run
 
     return wrap
-
-
-@dataclass(frozen=True)
-class AppStatus:
-    """One row of `status`. The installation's own row (app "") carries what happened last
-    to the installation itself (a poll the repository failed, an import), when that is newer
-    than every app's last event, or the repository's failure as `status` itself met it."""
-
-    app: str
-    version: str
-    latest: str | None
-    url: str
-    services: list[swarm.ServiceState]
-    last: str  # what happened last to the app, in one sentence
-    at: str = ""  # when `last` happened (UTC)
-    outcome: str = ""  # of `last`: done, failed, rolled-back, held, refused
-
-    @property
-    def healthy(self) -> bool:
-        return bool(self.services) and all(s.healthy for s in self.services)
 
 
 class Agent:
@@ -321,56 +301,22 @@ class Agent:
             previous=current.previous if current else "",
             backup=current.backup if current else "",
         )
-        changed = "installed" if current is None else "changed the settings of"
+        if current is None:
+            sentence = f"Installed {app} {version} on {now_iso()}."
+        elif current.settings != settled:
+            sentence = f"Changed the settings of {app} {version} on {now_iso()}."
+        else:  # the same version and settings, not running as recorded: deployed again
+            sentence = f"Redeployed {app} {version} on {now_iso()}: it was not running as recorded."
         self.note(
             journal.Event(
-                app=app,
-                action="install",
-                outcome="done",
-                sentence=f"{changed.capitalize()} {app} {version} on {now_iso()}.",
-                to_version=version,
+                app=app, action="install", outcome="done", sentence=sentence, to_version=version
             )
         )
         return record, True
 
     def status(self) -> list[AppStatus]:
-        """Each installed app, then the installation's own row when it has news (AppStatus)."""
-        config = self.config()  # says how to start when this is not an installation yet
-        catalog: Catalog | None = None
-        unverified: CommonshelfError | None = None
-        try:
-            catalog = self.catalog()
-        except CommonshelfError as exc:  # status must work while the repository is unreachable
-            unverified = exc
-        out = []
-        history = journal.events(self.home)
-        for app, record in sorted(self.installed().items()):
-            services = [
-                swarm.service_state(s) for s in swarm.stack_services(self.client, record.stack)
-            ]
-            event = next((e for e in reversed(history) if e.app == app), None)
-            out.append(
-                AppStatus(
-                    app,
-                    record.version,
-                    catalog.latest(app) if catalog else None,
-                    record.url,
-                    services,
-                    event.sentence if event else "",
-                    event.at if event else "",
-                    event.outcome if event else "",
-                )
-            )
-        mine = history[-1] if history and history[-1].app == "" else None  # newer than apps'
-        if unverified is not None and (mine is None or mine.sentence != str(unverified)):
-            mine = journal.Event(
-                app="", action="status", outcome="failed", sentence=str(unverified)
-            )
-        if mine is not None:
-            out.append(
-                AppStatus("", "", None, config.repository, [], mine.sentence, mine.at, mine.outcome)
-            )
-        return out
+        """Each installed app, then the installation's own row when it has news."""
+        return statuses(self)
 
 
 def _signs(subscription: Subscription, target: str) -> bool:

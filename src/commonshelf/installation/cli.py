@@ -14,6 +14,7 @@ from pathlib import Path
 import msgspec
 
 from commonshelf.installation import choice, portability, recovery, sbom, updates, views
+from commonshelf.installation import cli_info as show_app
 from commonshelf.installation import cli_output as show
 from commonshelf.installation.agent import DEFAULT_HOME, Agent
 from commonshelf.installation.policy import AppPolicy, check_window, load_policy, save_policy
@@ -147,7 +148,7 @@ def run(argv: list[str] | None = None) -> int:
         case "apps":
             show.apps(agent, as_json)
         case "info":
-            show.info(views.info(agent, args.app), as_json, agent)
+            show_app.info(views.info(agent, args.app), as_json, agent)
         case "sbom":
             wanted, data = sbom.fetch(agent, args.app, args.version, args.service)
             if args.out is None:
@@ -155,7 +156,7 @@ def run(argv: list[str] | None = None) -> int:
                 sys.stdout.flush()
             else:
                 write_bytes_atomic(args.out, data)
-                show.sbom_written(wanted, str(args.out), as_json)
+                show_app.sbom_written(wanted, str(args.out), as_json)
         case "install":
             record, changed = agent.install(args.app, args.version, _settings(args.set))
             if as_json:
