@@ -9,9 +9,14 @@ Each case of `tests/faults/` records its figures in `build/faults/<case>.json`
 
 `recovery s` runs from the end of the fault (the server answering again, the process
 started again, the disk freed…) until the next `commonshelf run` converged with the app
-serving; `requests` are counted at the catalogue server (empty where the case does not
-count them); `outcome` is what the agent said, in its own words (the one-line error, or
-`status`).
+serving. `requests` are counted at the catalogue server: those of the `run` under the fault
+(catalogue cases, clock), of the run right after a killed release, of both agents' runs,
+and of every `run` from the fault until the one that converged (registry, engine, agent
+killed, disk full; killed runs included, the tests' own `status` checks not). A poll with
+nothing new costs 2 (the next root, answered 404, and timestamp.json); a new release costs
+the first run to see it 4 more (snapshot, targets, the channel's catalog.json and the new
+version's compose file). `outcome` is what the agent said, in its own words (the one-line
+error, or `status`).
 """
 
 from __future__ import annotations

@@ -1,15 +1,16 @@
 """The world of the engine-side fault cases (registry, engine restart, agent killed, disk full).
 
-One private shelf (custom-html alone, its own keys, its own registry daemon, its own
-catalogue server) and one installation of it (its own namespace, proxy port and home, the
-home on a tmpfs so a case can make it small), shared by every case of
-test_engine_faults.py, test_agent_killed.py and test_disk_full.py: each case publishes the
-next version (`publish`: a new image, since its page carries the version), injects its
-fault, and checks that the app serves, the seeded files are intact and the next `run`
-converges. The registry is a daemon of its own (started like the machine's, by
-`environment.ensure_registry`), so stopping it or deleting an image from it never touches
-what other test runs on this engine push. Everything is removed afterwards, and
-`World.close` fails the run if anything is left.
+One private shelf (custom-html alone, its own keys, its own registry daemon) and one
+installation of it (its own namespace, proxy port and home, the home on a tmpfs so a case
+can make it small), shared by every case of test_engine_faults.py, test_agent_killed.py and
+test_disk_full.py: each case publishes the next version (`publish`: a new image, since its
+page carries the version), injects its fault, and checks that the app serves, the seeded
+files are intact and the next `run` converges. The registry is a daemon of its own (started
+like the machine's, by `environment.ensure_registry`), so stopping it or deleting an image
+from it never touches what other test runs on this engine push. The catalogue is served
+from this process by the counting server (`Traffic`): it outlives dockerd restarts, and
+each case counts the requests its runs make (`count_from`, `requests_made`). Everything is
+removed afterwards, and `World.close` fails the run if anything is left.
 """
 
 from __future__ import annotations
@@ -20,12 +21,15 @@ import os
 import random
 import shutil
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +39,7 @@ import pytest
 import requests
 
 from commonshelf.catalogue.catalog import Catalog
-from commonshelf.catalogue.server import ensure_catalogue_server
+from commonshelf.catalogue.server import Traffic, make_server
 from commonshelf.ci.promote import release
 from commonshelf.ci.rehearsal import remove_namespace
 from commonshelf.ci.stages import Shelf
@@ -45,6 +49,7 @@ from commonshelf.installation.state import Installed
 from commonshelf.installation.volumes import HOLDER_LABEL
 from commonshelf.platform import environment
 from commonshelf.platform.settings import Settings
+from commonshelf.platform.wait import poll
 
 from ..conftest import REPO, free_port
 from ..integration.conftest import edit_yaml, namespace_leftovers, record_as_vetted
@@ -59,11 +64,7 @@ COMMAND = Path(sys.executable).with_name("commonshelf")
 
 def wait_for(check: Callable[[], object], timeout: float, what: str, every: float = 0.1) -> None:
     """Poll `check` until it holds; fail the test saying `what` did not happen."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} did not happen within {timeout:.0f} s")
-        time.sleep(every)
+    assert poll(lambda: bool(check()), timeout, every), f"{what} did not happen in {timeout:.0f} s"
 
 
 @dataclass
@@ -76,6 +77,10 @@ class World:
     major: int  # versions are MAJOR.N.0+1.22.1: a major no other test run builds
     minor: int = 0
     seeded: dict[str, tuple[str, int]] = field(default_factory=dict)  # file -> (sha256, size)
+    traffic: Traffic = field(default_factory=Traffic)  # what the catalogue server answered
+    server: ThreadingHTTPServer | None = None
+    counted: list[str] = field(default_factory=list)  # paths the runs asked for since count_from
+    runs: int = 0  # `commonshelf run`s (or in-process updates) started since count_from
 
     # ---- names
 
@@ -125,6 +130,27 @@ class World:
         entry = Catalog.load(self.shelf.catalog_path).versions(APP)[version]
         return entry.runtime.services["app"].image
 
+    def serve(self) -> str:
+        """Serve public/ on a free loopback port from this process; the URL."""
+        server = make_server(self.shelf.public_dir, traffic=self.traffic)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        self.server = server  # only once serving: `shutdown` waits for serve_forever
+        return f"http://127.0.0.1:{server.server_address[1]}"
+
+    def count_from(self) -> None:
+        """Count the catalogue requests of the runs started from now (before a fault)."""
+        self.traffic.take()
+        self.counted, self.runs = [], 0
+
+    def requests_made(self) -> int:
+        """Requests the runs made since `count_from`. Each run polls once: the next root
+        (404) and timestamp.json; the case's one new release costs the first run four more
+        (snapshot, targets, catalog.json and the new version's compose file)."""
+        self.counted += [r.path for r in self.traffic.take()]
+        polls, made = sum(p.endswith("/timestamp.json") for p in self.counted), len(self.counted)
+        assert polls == self.runs and 2 * polls <= made <= 2 * polls + 4, (self.runs, self.counted)
+        return made
+
     # ---- the installation
 
     def agent(self) -> Agent:
@@ -138,15 +164,14 @@ class World:
         service = self.client.services.get(self.service)
         return swarm.service_image(service), int(service.attrs["Version"]["Index"])
 
+    @property
+    def command(self) -> list[str]:
+        return [str(COMMAND), "--home", str(self.home), "--json", "run"]
+
     def run(self, timeout: float = 300) -> tuple[int, list[dict[str, Any]]]:
         """`commonshelf run --json` in a process of its own, as the timer runs it."""
-        done = subprocess.run(
-            [str(COMMAND), "--home", str(self.home), "--json", "run"],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
+        self.runs += 1
+        done = subprocess.run(self.command, capture_output=True, text=True, timeout=timeout)
         try:
             events = json.loads(done.stdout or "[]")
         except json.JSONDecodeError:
@@ -159,16 +184,11 @@ class World:
     def spawn_run(self, pause_at: str = "") -> subprocess.Popen[str]:
         """`commonshelf run` in a session of its own (its children die with it), optionally
         paused at a step (COMMONSHELF_PAUSE_AT, see installation/volumes.pause_point)."""
-        env = dict(os.environ)
-        if pause_at:
-            env["COMMONSHELF_PAUSE_AT"] = pause_at
+        self.runs += 1
+        env = {**os.environ, "COMMONSHELF_PAUSE_AT": pause_at} if pause_at else dict(os.environ)
+        out, err = subprocess.DEVNULL, subprocess.PIPE
         return subprocess.Popen(
-            [str(COMMAND), "--home", str(self.home), "--json", "run"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-            start_new_session=True,
+            self.command, stdout=out, stderr=err, text=True, env=env, start_new_session=True
         )
 
     @staticmethod
@@ -179,32 +199,25 @@ class World:
         process.wait(30)
 
     def last_sentence(self) -> str:
-        """What `status` says happened last to the app."""
+        """What `status` says happened last to the app (its own poll is not counted)."""
+        self.counted += [r.path for r in self.traffic.take()]
         [status] = [s for s in self.agent().status() if s.app == APP]
+        self.traffic.take()
         return status.last
 
     def serves(self) -> bool:
-        try:
-            answer = requests.get(
-                f"http://127.0.0.1:{self.http_port}/healthz",
-                headers={"Host": f"{APP}.localhost"},
-                timeout=5,
-            )
-        except requests.RequestException:
-            return False
-        return answer.status_code == 200
+        url, host = f"http://127.0.0.1:{self.http_port}/healthz", {"Host": f"{APP}.localhost"}
+        with contextlib.suppress(requests.RequestException):
+            return requests.get(url, headers=host, timeout=5).status_code == 200
+        return False
 
     def assert_serves(self, version: str, timeout: float = 120) -> None:
         """The record names `version`, Swarm runs its image healthy and the proxy serves it."""
         record = self.record()
         assert record.version == version, (record.version, version)
-        deployer = self.agent().deployer()
-        wait_for(
-            lambda: deployer.running(APP, {self.service: record.images["app"]}),
-            timeout,
-            f"{APP} {version} running healthy",
-            every=1,
-        )
+        deployer, wanted = self.agent().deployer(), {self.service: record.images["app"]}
+        running = f"{APP} {version} running healthy"
+        wait_for(lambda: deployer.running(APP, wanted), timeout, running, every=1)
         wait_for(self.serves, timeout, f"{APP} serving through the proxy", every=0.5)
 
     def assert_untouched(self, before: tuple[Installed, tuple[str, int], list[str]]) -> None:
@@ -225,17 +238,13 @@ class World:
     def partials(self) -> list[str]:
         return [n for n in self.backup_names() if n.startswith(".")]
 
-    def holders(self) -> list[str]:
-        """Holder containers (volume copies) left on this installation's volumes."""
-        return [
-            c.id for c in self._holders() if c.attrs["Labels"][HOLDER_LABEL].startswith(self.stack)
-        ]
-
-    def _holders(self) -> list[Any]:
+    def holders(self, prefix: str = "") -> list[Any]:
+        """Holder containers (volume copies) left on the app's volumes (or `prefix`'s)."""
         # sparse: inspecting a container whose archive is being read waits for the copy to end
-        return list(
-            self.client.containers.list(all=True, sparse=True, filters={"label": HOLDER_LABEL})
-        )
+        found = self.client.containers.list(all=True, sparse=True, filters={"label": HOLDER_LABEL})
+        return [
+            c for c in found if c.attrs["Labels"][HOLDER_LABEL].startswith(prefix or self.stack)
+        ]
 
     # ---- the user's data
 
@@ -262,18 +271,13 @@ class World:
             "cd /srv/www && for f in mine.html blob.bin; do [ -f $f ] && "
             'echo "$(sha256sum < $f | cut -d" " -f1) $(wc -c < $f) $f"; done; true'
         )
-        found = {}
-        for line in listing.splitlines():
-            digest, size, name = line.split()
-            found[name] = (digest, int(size))
-        return found
+        rows = [line.split() for line in listing.splitlines()]
+        return {name: (digest, int(size)) for digest, size, name in rows}
 
     def lost_bytes(self) -> int:
         """Seeded bytes missing or changed now (read in the running task)."""
         now = self.checksums()
         return sum(kept[1] for name, kept in self.seeded.items() if now.get(name) != kept)
-
-    # ---- the home's filesystem
 
     def resize_home(self, size: int) -> None:
         size = -(-size // 4096) * 4096
@@ -284,10 +288,9 @@ class World:
     def close(self) -> None:
         """Remove everything the world made; fail if anything is left."""
         environment.ensure_docker(self.shelf)  # up again, should a case have left it down
-        for container in self._holders():
-            if container.attrs["Labels"][HOLDER_LABEL].startswith(self.namespace):
-                with contextlib.suppress(docker.errors.APIError):
-                    container.remove(force=True)
+        for container in self.holders(self.namespace):
+            with contextlib.suppress(docker.errors.APIError):
+                container.remove(force=True)
         # both stacks go down at once; remove_namespace then waits for them and removes the rest
         stacks = [self.stack, f"{self.namespace}commonshelf"]
         subprocess.run(["docker", "stack", "rm", *stacks], capture_output=True, check=False)
@@ -296,7 +299,9 @@ class World:
             if not namespace_leftovers(self.client, self.namespace):
                 break
             time.sleep(1)
-        environment.stop_daemon(self.shelf, f"catalogue-{self.shelf.catalogue_port}")
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
         environment.stop_daemon(self.shelf, f"registry-{self.registry_port}")
         shutil.rmtree(self.shelf.registry_dir / self.registry_port, ignore_errors=True)
         for ref in self._refs():
@@ -312,6 +317,9 @@ class World:
             left.append(f"mount {self.home}")
         if environment.daemon_pid(self.shelf, f"registry-{self.registry_port}"):
             left.append(f"registry {self.shelf.registry}")
+        with socket.socket() as probe:
+            if self.server and probe.connect_ex(("127.0.0.1", self.server.server_port)) == 0:
+                left.append(f"catalogue server on {self.server.server_port}")
         assert not left, f"the engine fault cases left {left}"
 
     def _refs(self) -> list[str]:
@@ -346,25 +354,14 @@ def _make(root: Path, settings: Settings, client: docker.DockerClient) -> World:
     home.mkdir()
     mount = ["mount", "-t", "tmpfs", "-o", f"size={HOME_SIZE}", "tmpfs", str(home)]
     subprocess.run(mount, check=False)
-    world = World(
-        shelf=shelf,
-        client=client,
-        home=home,
-        namespace=f"csf{uuid.uuid4().hex[:6]}-",
-        http_port=free_port(),
-        major=random.randint(100, 899),
-    )
+    namespace, port = f"csf{uuid.uuid4().hex[:6]}-", free_port()
+    world = World(shelf, client, home, namespace, port, major=random.randint(100, 899))
     try:
         assert os.path.ismount(home), "could not mount a tmpfs for the installation's home"
         version = world.publish()
-        url = ensure_catalogue_server(shelf)
-        root_json = shelf.public_dir / "metadata" / "1.root.json"
+        pinned = (shelf.public_dir / "metadata" / "1.root.json").read_bytes()
         world.agent().init(
-            url,
-            root_json.read_bytes(),
-            http_port=world.http_port,
-            namespace=world.namespace,
-            channel="testing",
+            world.serve(), pinned, http_port=port, namespace=namespace, channel="testing"
         )
         world.agent().install(APP, version)
         world.assert_serves(version)
@@ -390,8 +387,8 @@ def world(
     settings: Settings,
     docker_client: docker.DockerClient,
 ) -> Iterator[World]:
-    """The shared world: made by the first module that asks, closed after the last module
-    of this run that uses it (or when the run stops early), not at the end of the session."""
+    """The shared world, made by the first module that asks and closed after the last one
+    of this run importing it (not the catalogue cases' own `world`), or if the run stops."""
     if not _shared:
         _shared.append(_make(tmp_path_factory.mktemp("engine-faults"), settings, docker_client))
         request.config.add_cleanup(_close_shared)
@@ -399,5 +396,5 @@ def world(
     items = request.session.items
     mine = [n for n, item in enumerate(items) if getattr(item, "module", None) is request.module]
     later = items[max(mine) + 1 :] if mine else []
-    if not any("world" in getattr(item, "fixturenames", ()) for item in later):
+    if not any(getattr(getattr(item, "module", None), "world", None) is world for item in later):
         _close_shared()

@@ -43,6 +43,7 @@ def test_killed_while_backing_up(world: World, tmp_path: Path) -> None:  # noqa:
     new = world.publish()
     before = world.state()
     marker = tmp_path / "paused"
+    world.count_from()
     agent = world.spawn_run(pause_at=f"backup:{marker}")
     try:
         wait_for(marker.exists, 120, "the agent reaching its backup")
@@ -55,6 +56,7 @@ def test_killed_while_backing_up(world: World, tmp_path: Path) -> None:  # noqa:
     assert not updates.pending_path(world.home, APP).exists()
 
     recovered, events = _converges(world, old, new)
+    requests = world.requests_made()  # the killed run's and the one that converged
     assert f"Removed the partial backup {partial[1:].removesuffix('.partial')}" in str(
         events[0]["sentence"]
     ), events
@@ -68,6 +70,7 @@ def test_killed_while_backing_up(world: World, tmp_path: Path) -> None:  # noqa:
             "(a half-written tar in a .partial folder, its copying container running)",
             recovered_s=round(recovered, 1),
             data_lost_bytes=lost,
+            requests=requests,
             outcome=world.last_sentence(),
         )
     )
@@ -77,6 +80,7 @@ def test_killed_after_the_deploy_was_sent(world: World) -> None:  # noqa: F811
     old = world.record().version
     new = world.publish()
     image = world.image(new)
+    world.count_from()
     agent = world.spawn_run()
     try:
         wait_for(lambda: world.spec()[0] == image, 180, "the deploy of the new version")
@@ -87,6 +91,7 @@ def test_killed_after_the_deploy_was_sent(world: World) -> None:  # noqa: F811
     assert (left.from_version, left.to_version) == (old, new) and left.backup
 
     recovered, _ = _converges(world, old, new)
+    requests = world.requests_made()
     assert world.record().backup == left.backup  # the backup taken before the deploy
     assert updates.RESUMED in world.last_sentence()
     lost = world.lost_bytes()
@@ -98,6 +103,7 @@ def test_killed_after_the_deploy_was_sent(world: World) -> None:  # noqa: F811
             "the new version's image",
             recovered_s=round(recovered, 1),
             data_lost_bytes=lost,
+            requests=requests,
             outcome=world.last_sentence(),
         )
     )
@@ -118,6 +124,7 @@ def test_killed_before_the_record_was_written(world: World) -> None:  # noqa: F8
             and deployer.running(APP, {world.service: image})
         )
 
+    world.count_from()
     agent = world.spawn_run()
     try:
         wait_for(new_version_runs, 180, "the new version running healthy", every=0.05)
@@ -127,6 +134,7 @@ def test_killed_before_the_record_was_written(world: World) -> None:  # noqa: F8
     assert updates.pending_path(world.home, APP).exists()
 
     recovered, _ = _converges(world, old, new)
+    requests = world.requests_made()
     assert updates.RESUMED in world.last_sentence()
     lost = world.lost_bytes()
     assert lost == 0
@@ -137,6 +145,7 @@ def test_killed_before_the_record_was_written(world: World) -> None:  # noqa: F8
             "the agent wrote its record",
             recovered_s=round(recovered, 1),
             data_lost_bytes=lost,
+            requests=requests,
             outcome=world.last_sentence(),
         )
     )

@@ -31,6 +31,7 @@ def test_a_full_disk_refuses_the_update_before_anything_changes(
     old = world.record().version
     new = world.publish()
     before = world.state()
+    world.count_from()
     world.resize_home(shutil.disk_usage(world.home).used + 3 * MB // 2)
     try:
         code, events = world.run()
@@ -47,6 +48,7 @@ def test_a_full_disk_refuses_the_update_before_anything_changes(
 
         # the estimate is wrong (the data grew after the check): the copy fills the disk
         monkeypatch.setattr(backup, "volume_sizes", lambda client, names: {})
+        world.runs += 1  # in this process, but it polls as a run does
         [filled] = updates.update(world.agent(), None, automatic=True)
         assert filled.outcome == "refused", filled
         said = SPACE.search(filled.sentence)
@@ -63,6 +65,7 @@ def test_a_full_disk_refuses_the_update_before_anything_changes(
     ]
     world.assert_serves(new)
     recovered = time.monotonic() - started
+    requests = world.requests_made()  # the refused run, the refused update and the last run
     lost = world.lost_bytes()
     assert lost == 0
     record(
@@ -72,6 +75,7 @@ def test_a_full_disk_refuses_the_update_before_anything_changes(
             "then the space estimate bypassed so the copy filled the disk",
             recovered_s=round(recovered, 1),
             data_lost_bytes=lost,
+            requests=requests,
             outcome=str(event["sentence"]),
         )
     )

@@ -158,6 +158,7 @@ def test_a_registry_that_is_down_stops_the_update_before_anything_changes(
 ) -> None:
     old = world.record().version
     new = world.publish()
+    world.count_from()
     forget_locally(world, new)
     stop_registry(world)
     try:
@@ -165,6 +166,7 @@ def test_a_registry_that_is_down_stops_the_update_before_anything_changes(
     finally:
         environment.ensure_registry(world.shelf)
     recovered = _converges(world, old, new)
+    asked = world.requests_made()  # the refused run's and the converging run's
     lost = world.lost_bytes()
     assert lost == 0
     record(
@@ -174,6 +176,7 @@ def test_a_registry_that_is_down_stops_the_update_before_anything_changes(
             "the engine, then `run` with an update pending",
             recovered_s=round(recovered, 1),
             data_lost_bytes=lost,
+            requests=asked,
             outcome=sentence,
         )
     )
@@ -183,6 +186,7 @@ def test_an_image_lost_from_the_registry_stops_the_update(world: World) -> None:
     old = world.record().version
     new = world.publish()
     pinned = world.image(new)
+    world.count_from()
     repository, _, digest = pinned.removeprefix(f"{world.shelf.registry}/").partition("@")
     url = f"http://{world.shelf.registry}/v2/{repository}/manifests/{digest}"
     assert requests.delete(url, timeout=10).status_code == 202
@@ -194,6 +198,7 @@ def test_an_image_lost_from_the_registry_stops_the_update(world: World) -> None:
     again = images_push(world, f"commonshelf/{APP}-app:{tag}", repository, tag)
     assert again == digest
     recovered = _converges(world, old, new)
+    asked = world.requests_made()  # the refused run's and the converging run's
     lost = world.lost_bytes()
     assert lost == 0
     record(
@@ -203,6 +208,7 @@ def test_an_image_lost_from_the_registry_stops_the_update(world: World) -> None:
             "image removed from the engine, then `run` with an update pending",
             recovered_s=round(recovered, 1),
             data_lost_bytes=lost,
+            requests=asked,
             outcome=sentence,
         )
     )
@@ -222,6 +228,7 @@ def test_an_engine_restart_during_an_update(world: World) -> None:  # noqa: F811
     old = world.record().version
     new = world.publish()
     image = world.image(new)
+    world.count_from()
     agent = world.spawn_run()
     try:
         wait_for(lambda: world.spec()[0] == image, 180, "the deploy of the new version")
@@ -234,6 +241,7 @@ def test_an_engine_restart_during_an_update(world: World) -> None:  # noqa: F811
     assert world.record().version == old
     wait_for(world.serves, 180, "Swarm bringing the app back by itself", every=1)
     recovered = _converges(world, old, new)
+    asked = world.requests_made()  # the interrupted run's and the converging run's
     assert updates.RESUMED in world.last_sentence()
     lost = world.lost_bytes()
     assert lost == 0
@@ -244,6 +252,7 @@ def test_an_engine_restart_during_an_update(world: World) -> None:  # noqa: F811
             "new version to Swarm",
             recovered_s=round(recovered, 1),
             data_lost_bytes=lost,
+            requests=asked,
             outcome=world.last_sentence(),
         )
     )
@@ -259,6 +268,7 @@ def test_an_engine_restart_during_a_backup(world: World, tmp_path: Path) -> None
     new = world.publish()
     record_, spec, _ = world.state()
     marker = tmp_path / "paused"
+    world.count_from()
     agent = world.spawn_run(pause_at=f"backup:{marker}")
     try:
         wait_for(marker.exists, 120, "the agent reaching its backup")
@@ -278,6 +288,7 @@ def test_an_engine_restart_during_a_backup(world: World, tmp_path: Path) -> None
     assert world.record() == record_ and world.spec()[0] == spec[0]
     assert new not in load_policy(world.home, APP).bad
     recovered = _converges(world, old, new)
+    asked = world.requests_made()  # the interrupted run's and the converging run's
     assert not world.partials() and not world.holders()
     lost = world.lost_bytes()
     assert lost == 0
@@ -288,6 +299,7 @@ def test_an_engine_restart_during_a_backup(world: World, tmp_path: Path) -> None
             "app's volume for the backup before an update",
             recovered_s=round(recovered, 1),
             data_lost_bytes=lost,
+            requests=asked,
             outcome=sentence,
         )
     )
