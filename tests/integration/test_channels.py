@@ -165,25 +165,25 @@ def test_each_installation_sees_its_channel_and_a_revocation(
     assert not (fresh / "config.json").exists()
 
 
-def test_a_release_with_nothing_new_adds_the_channel_catalogues_a_repository_lacks(
+def test_a_release_with_nothing_new_signs_the_catalogue_as_recorded(
     shelf: tuple[Settings, str], tmp_path: Path
 ) -> None:
     """A repository signed before channels gets its channel catalogues from the next release
-    even when nothing is new, made from the catalogue it signs; an unsigned edit of
-    catalog.json is never what gets signed."""
+    even when nothing is new, and a catalog.json changed since its last signing reaches the
+    installation; a second such release signs nothing."""
     settings, url = shelf
     keys = load_or_create_keys(settings.keys_dir, env={})[0]
-    edited = channels.promote("web", STABLE)(Catalog.load(settings.catalog_path)).catalog
-    refused = resign_unchanged(settings, keys, edited)  # an edit no release signed
-    assert refused.targets_version == 1
-    assert not (settings.public_dir / "targets" / "channels").exists()
-
-    catalog = Catalog.load(settings.catalog_path)
-    assert resign_unchanged(settings, keys, catalog).targets_version == 2
     root = (settings.public_dir / "metadata" / "1.root.json").read_bytes()
     follower = Subscription.create(tmp_path / "tuf", url, root, verify=True)
-    for channel in ("testing", "stable"):
+    assert Catalog.from_bytes(follower.fetch(FULL_TARGET)).versions("web")[STABLE].channel == (
+        "testing"
+    )
+    recorded = channels.promote("web", STABLE)(Catalog.load(settings.catalog_path)).catalog
+    assert resign_unchanged(settings, keys, recorded).targets_version == 2
+    follower = Subscription.open(tmp_path / "tuf")
+    for channel, versions in (("testing", {STABLE, TESTING}), ("stable", {STABLE})):
         view = Catalog.from_bytes(follower.fetch(channel_target(channel)))
-        assert set(view.versions("web")) == ({STABLE, TESTING} if channel == "testing" else set())
-    assert follower.fetch(FULL_TARGET) == settings.catalog_path.read_bytes()
-    assert resign_unchanged(settings, keys, catalog).targets_version == 2  # signed once
+        assert set(view.versions("web")) == versions, channel
+    full = Catalog.from_bytes(follower.fetch(FULL_TARGET))
+    assert full.versions("web")[STABLE].channel == "stable"
+    assert resign_unchanged(settings, keys, recorded).targets_version == 2  # signed once

@@ -171,15 +171,6 @@ class Publisher:
             ) from None
         return _State(root, targets, snapshot, timestamp, published=True, new_root=False)
 
-    def signs(self, path: str, data: bytes) -> bool:
-        """Whether the published targets metadata lists `path` with exactly these bytes."""
-        state = self._load(self.clock())
-        if not state.published:
-            return False
-        return state.targets.signed.targets.get(path) == TargetFile.from_data(
-            path, data, ["sha256"]
-        )
-
     def _new(self, now: datetime) -> _State:
         """A new repository signed with development keys: one root key, threshold 1. A root
         of several keys is made by `invoke keys.init`, never here."""

@@ -48,12 +48,12 @@ def publish_catalogue(settings: Settings, catalog: Catalog, extra: dict[str, byt
 def resign_unchanged(
     settings: Settings, keys: signing.SigningKeys, catalog: Catalog
 ) -> signing.PublishResult:
-    """A release with nothing new: re-sign what is near expiry. A repository signed before
-    channels existed gets its channel catalogues now, made from the catalogue it already
-    signs (never from an unsigned edit of catalog.json)."""
-    publisher = signing.Publisher(settings.public_dir, keys)
-    views = catalogue_targets(catalog)
-    return publisher.publish(views if publisher.signs(FULL_TARGET, views[FULL_TARGET]) else {})
+    """A release with nothing new: re-sign what is near expiry, and sign the catalogue as it
+    is recorded where it differs from what is signed: a repository signed before channels
+    gets its channel catalogues, and a catalog.json whose format moved on (a new field, a
+    path made portable) reaches installations without waiting for the next new version.
+    `catalog` is the base a release starts from (the published one, when configured)."""
+    return signing.Publisher(settings.public_dir, keys).publish(catalogue_targets(catalog))
 
 
 @dataclass
