@@ -3,6 +3,7 @@ back by Swarm while the previous version keeps serving."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -11,6 +12,7 @@ import time
 from pathlib import Path
 
 import docker
+import docker.errors
 
 from commonshelf.catalogue.catalog import Catalog
 from commonshelf.ci import channels
@@ -19,7 +21,7 @@ from commonshelf.ci.pipeline import DemoInstallation, run_pipeline
 from commonshelf.ci.promote import release
 from commonshelf.ci.republish import republish
 from commonshelf.ci.stages import Shelf
-from commonshelf.installation import journal, swarm, updates
+from commonshelf.installation import image_cleanup, journal, recovery, swarm, updates
 from commonshelf.installation.agent import Agent
 from commonshelf.installation.policy import load_policy
 from commonshelf.platform.settings import Settings
@@ -198,6 +200,17 @@ def test_update_keeps_data_and_a_failing_update_rolls_back(
     # and it stays there: the revoked version is never applied again
     [held] = updates.update(Agent(home, docker_client), None, automatic=True)
     assert (held.outcome, held.from_version) == ("held", old), held
+
+    # --- after the updates, no image of a version nothing here needs is left on the engine,
+    # unless a container (a stopped Swarm task) still uses it
+    agent = Agent(home, docker_client)
+    kept = {APP: {b.version for _, b in recovery.list_backups(home, APP)}}
+    unused = image_cleanup.unused_images(agent.catalog(), agent.installed(), kept)
+    assert unused, "the failed versions' images are candidates"
+    used = {c.attrs["ImageID"] for c in docker_client.containers.list(all=True, sparse=True)}
+    for ref in unused:
+        with contextlib.suppress(docker.errors.ImageNotFound):
+            assert docker_client.images.get(ref).id in used, f"{ref} was left behind"
 
     # --- the app stopped behind the agent's back (scaled to nothing): installing the same
     # version again deploys it again, and the record says why rather than "changed settings"

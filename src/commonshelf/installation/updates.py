@@ -23,12 +23,14 @@ not, the update is planned again with a fresh backup. Partial backups go first.
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Any
 
+import docker.errors
 import msgspec
 
 from commonshelf.catalogue.contract import Runtime
-from commonshelf.installation import journal, recovery, swarm
+from commonshelf.installation import image_cleanup, journal, recovery, swarm
 from commonshelf.installation.admission import check_architecture, validated_settings
 from commonshelf.installation.choice import plan, refusal, withdrawal
 from commonshelf.installation.policy import mark_bad
@@ -349,4 +351,16 @@ def update(
                 if last is None or last.sentence != sentence:
                     agent.note(event)
                 events.append(event)
+        if any(e.outcome in ("done", "rolled-back") for e in events):
+            _prune(agent)
         return events
+
+
+def _prune(agent: Agent) -> None:
+    """Housekeeping after an app moved: old versions' images go (`image_cleanup`). It never
+    fails an update: what cannot be removed now is tried again after the next one."""
+    left: dict[str, set[str]] = {}
+    for record in pending(agent.home):
+        left.setdefault(record.app, set()).update({record.from_version, record.to_version})
+    with contextlib.suppress(CommonshelfError, docker.errors.DockerException, OSError):
+        image_cleanup.prune_images(agent, left)
