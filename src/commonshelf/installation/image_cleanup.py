@@ -31,20 +31,14 @@ def unused_images(
 ) -> set[str]:
     """Pinned images of the installed apps' catalogue versions that nothing here needs: not
     of a running, previous or `kept_versions` version of any installed app."""
-
-    def images_of(app: str, version: str) -> set[str]:
-        entry = catalog.versions(app).get(version)
-        return {s.image for s in entry.runtime.services.values()} if entry else set()
-
     needed: set[str] = set()
+    candidates: set[str] = set()
     for app, record in installed.items():
         needed |= set(record.images.values())
-        for version in {record.version, record.previous, *kept_versions.get(app, set())} - {""}:
-            needed |= images_of(app, version)
-    candidates: set[str] = set()
-    for app in installed:
-        for version in catalog.versions(app):
-            candidates |= images_of(app, version)
+        keep = {record.version, record.previous, *kept_versions.get(app, set())}
+        for version, entry in catalog.versions(app).items():
+            images = {service.image for service in entry.runtime.services.values()}
+            (needed if version in keep else candidates).update(images)
     return candidates - needed
 
 
