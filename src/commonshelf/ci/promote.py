@@ -20,7 +20,7 @@ import semver
 import yaml
 
 from commonshelf.catalogue import html as catalogue_page
-from commonshelf.catalogue import origin, reproducible, signing
+from commonshelf.catalogue import origin, reproducible
 from commonshelf.catalogue.catalog import Catalog, ReleasedVersion
 from commonshelf.catalogue.contract import (
     CheckOutcome,
@@ -36,7 +36,7 @@ from commonshelf.catalogue.notes import append_releases, release_notes
 from commonshelf.ci import images
 from commonshelf.ci.contract_for import runtime_for
 from commonshelf.ci.evidence import Evidence, EvidenceStore
-from commonshelf.ci.republish import publish_catalogue, resign_unchanged
+from commonshelf.ci.republish import publish_catalogue, resign_unchanged, signing_keys
 from commonshelf.platform import vcs
 from commonshelf.platform.clock import now_iso
 from commonshelf.platform.errors import ReleaseError
@@ -213,9 +213,7 @@ def release(
     """Promote what passed. `rebuilt` marks a version being rebuilt from the commit it was
     released from: its entry keeps that commit and first release time, and adds no notes."""
     outcome = ReleaseOutcome()
-    keys, outcome.new_keys = signing.load_or_create_keys(
-        settings.keys_dir, published=settings.published_source
-    )
+    keys, outcome.new_keys = signing_keys(settings)
     # a configured published repository (COMMONSHELF_PUBLISHED_URL/_DIR), verified against the
     # pinned root, becomes public/: the release appends to it and never starts a new chain
     published = origin.sync(settings, say)
@@ -320,7 +318,7 @@ def release(
     if targets:
         catalog.generated = when
         catalog.commit = commit
-        outcome.targets_version = publish_catalogue(settings, catalog, targets)
+        outcome.targets_version = publish_catalogue(settings, keys, catalog, targets)
         outcome.published = True
         if not rebuilt:
             append_releases(settings, release_notes(catalog, notes, outcome.targets_version))

@@ -34,10 +34,17 @@ def catalogue_targets(catalog: Catalog) -> dict[str, bytes]:
     return targets
 
 
-def publish_catalogue(settings: Settings, catalog: Catalog, extra: dict[str, bytes]) -> int:
+def signing_keys(settings: Settings) -> tuple[signing.SigningKeys, list[str]]:
+    """The keys every publishing job signs with, and the roles whose development keys were
+    made now (none when a published repository is configured: see `load_or_create_keys`)."""
+    return signing.load_or_create_keys(settings.keys_dir, published=settings.published_source)
+
+
+def publish_catalogue(
+    settings: Settings, keys: signing.SigningKeys, catalog: Catalog, extra: dict[str, bytes]
+) -> int:
     """Sign and publish the catalogue (and `extra` targets), then write catalog.json and the
     HTML page: what release, rescan, promote and revoke all end with. The targets version."""
-    keys, _ = signing.load_or_create_keys(settings.keys_dir, published=settings.published_source)
     targets = {**extra, **catalogue_targets(catalog)}
     result = signing.Publisher(settings.public_dir, keys).publish(targets)
     write_bytes_atomic(settings.catalog_path, targets[FULL_TARGET])
@@ -81,7 +88,7 @@ def republish(settings: Settings, change: Change) -> Republished:
     catalog = edited.catalog
     catalog.generated = reproducible.source_date(settings.root)
     catalog.commit = vcs.revision(settings.root)
-    _, created = signing.load_or_create_keys(settings.keys_dir, published=settings.published_source)
-    version = publish_catalogue(settings, catalog, {})
+    keys, created = signing_keys(settings)
+    version = publish_catalogue(settings, keys, catalog, {})
     append_releases(settings, release_notes(catalog, list(edited.notes), version))
     return Republished(True, version, edited.notes, new_keys=created)

@@ -27,7 +27,7 @@ from commonshelf.catalogue.contract import Advisory, AppEntry, TargetRef, Versio
 from commonshelf.catalogue.notes import append_releases
 from commonshelf.ci import image_scan, scan, scan_policy, vulndb
 from commonshelf.ci.promote import sbom_path
-from commonshelf.ci.republish import publish_catalogue
+from commonshelf.ci.republish import publish_catalogue, signing_keys
 from commonshelf.platform import trivy
 from commonshelf.platform.clock import now_iso
 from commonshelf.platform.errors import ReleaseError
@@ -174,7 +174,8 @@ def rescan(settings: Settings, say: Callable[[str], None] = print) -> RescanOutc
         return outcome
     catalog.apps = apps
     catalog.generated = reproducible.source_date(settings.root)
-    outcome.targets_version = publish_catalogue(settings, catalog, targets)
+    keys, _ = signing_keys(settings)
+    outcome.targets_version = publish_catalogue(settings, keys, catalog, targets)
     outcome.published = True
     append_releases(settings, _notes(outcome, outcome.targets_version))
     return outcome
